@@ -1,0 +1,108 @@
+"""Non-dominated sorting, hypervolume and its history, with a stated reference point.
+
+All computations run in minimisation ("loss") space (see ``Objective.to_loss``): error = 1 − accuracy,
+interference metrics as they are. Ranks come from Optuna's fast non-dominated sort and volumes from
+Optuna's exact hypervolume (WFG; a sweep in 2-D); both are private Optuna helpers, used here in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from nas.analysis.objectives import Objective
+
+REFERENCE_MARGIN = 0.1  # unbounded objectives: reference = worst observed loss + 10 % of its magnitude
+
+
+@dataclass(frozen=True)
+class ReferencePoint:
+    """Hypervolume reference in loss space, with the rule that set each coordinate."""
+
+    loss: tuple[float, ...]
+    rules: tuple[str, ...]
+
+    def as_array(self) -> np.ndarray:
+        return np.asarray(self.loss, dtype=float)
+
+    def to_dict(self, objectives: Sequence[Objective]) -> dict[str, dict[str, object]]:
+        return {
+            o.name: {"loss": o.loss_label, "reference": float(r), "rule": rule}
+            for o, r, rule in zip(objectives, self.loss, self.rules, strict=True)
+        }
+
+
+def loss_matrix(values: np.ndarray, objectives: Sequence[Objective]) -> np.ndarray:
+    """(n, k) raw objective values -> (n, k) losses (smaller is better in every column)."""
+    values = np.asarray(values, dtype=float).reshape(len(values), len(objectives))
+    return np.column_stack([o.to_loss(values[:, i]) for i, o in enumerate(objectives)]) if len(objectives) else values
+
+
+def reference_point(losses: np.ndarray, objectives: Sequence[Objective]) -> ReferencePoint:
+    """Stable reference: 1.0 for metrics in [0, 1] (error 1 = accuracy 0; interference 1 = worst);
+    otherwise the worst observed loss plus 10 % of its magnitude (of the spread if it is 0)."""
+    ref: list[float] = []
+    rules: list[str] = []
+    losses = np.asarray(losses, dtype=float).reshape(-1, len(objectives))
+    for i, obj in enumerate(objectives):
+        if obj.unit:
+            ref.append(1.0)
+            rules.append("fixed: 1.0 (accuracy 0)" if obj.maximize else f"fixed: 1.0 ({obj.name} at its maximum)")
+            continue
+        col = losses[:, i][np.isfinite(losses[:, i])]
+        if col.size == 0:
+            ref.append(1.0)
+            rules.append("fixed: 1.0 (no finite value observed)")
+            continue
+        worst, best = float(col.max()), float(col.min())
+        margin = REFERENCE_MARGIN * (abs(worst) or (worst - best) or 1.0)
+        ref.append(worst + margin)
+        if obj.maximize:
+            rules.append(f"observed: −(min {obj.name} − 10 % of |min|) = {worst + margin:.6g}")
+        else:
+            rules.append(f"observed: max {obj.name} + 10 % of |max| = {worst + margin:.6g}")
+    return ReferencePoint(tuple(ref), tuple(rules))
+
+
+def front_ranks(losses: np.ndarray) -> np.ndarray:
+    """Front number of every point, 1 = non-dominated; equal points share a front."""
+    from optuna.study._multi_objective import _fast_non_domination_rank
+
+    losses = np.asarray(losses, dtype=float)
+    if len(losses) == 0:
+        return np.zeros(0, dtype=int)
+    return np.asarray(_fast_non_domination_rank(losses), dtype=int) + 1
+
+
+def hypervolume(losses: np.ndarray, reference: np.ndarray) -> float:
+    """Volume dominated by ``losses`` and bounded by ``reference``; points beyond the reference add nothing."""
+    from optuna._hypervolume import compute_hypervolume
+
+    losses = np.asarray(losses, dtype=float).reshape(-1, len(reference))
+    inside = losses[np.all(losses <= reference, axis=1)]
+    if len(inside) == 0:
+        return 0.0
+    return float(compute_hypervolume(inside, np.asarray(reference, dtype=float)))
+
+
+def hypervolume_history(losses: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Hypervolume of the first t points, t = 1..n (points in trial order).
+
+    Keeps the current non-dominated set and recomputes the volume only when a point enters it,
+    so a 1,000-trial run costs a few hundred small exact computations.
+    """
+    from optuna._hypervolume import compute_hypervolume
+
+    losses = np.asarray(losses, dtype=float).reshape(-1, len(reference))
+    reference = np.asarray(reference, dtype=float)
+    out = np.zeros(len(losses))
+    front = np.empty((0, len(reference)))
+    current = 0.0
+    for t, point in enumerate(losses):
+        if np.all(point <= reference) and not np.any(np.all(front <= point, axis=1)):
+            front = np.vstack([front[~np.all(point <= front, axis=1)], point])
+            current = float(compute_hypervolume(front, reference, assume_pareto=True))
+        out[t] = current
+    return out

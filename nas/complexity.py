@@ -1,0 +1,151 @@
+"""Complexity of a network: parameters, MACs (fvcore), activation memory and CPU latency.
+
+MAC convention (documented in the README):
+
+- convolutions and linear layers: one MAC per multiply-add, as fvcore counts them;
+- normalisation: fvcore's counts (BatchNorm in eval mode 1 per element, or 2 with affine
+  parameters; LayerNorm 5 per element with affine parameters);
+- every other op that touches tensor values — activations (relu2, starrelu and solu
+  included), residual additions, multiplications, softmax, pooling — one MAC per output
+  element. fvcore skips these; we register a handler for each op it reports as
+  unsupported, so nothing counts silently as zero (``ComplexityReport.elementwise_ops``
+  names them).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from math import prod
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas.space.architecture import Architecture
+
+# fvcore ignores these on purpose, but they do arithmetic on every element.
+_COUNTED_ANYWAY = ("aten::clamp", "aten::clamp_", "aten::max", "aten::min", "aten::masked_fill")
+
+
+@dataclass(frozen=True)
+class ComplexityReport:
+    """What one architecture costs at a given input shape."""
+
+    params: int
+    macs: int
+    activation_bytes: int
+    latency_ms: float | None
+    input_shape: tuple[int, ...]
+    per_stage: list[dict[str, Any]] = field(default_factory=list)
+    elementwise_ops: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _elementwise(inputs: list[Any], outputs: list[Any]) -> int:
+    from fvcore.nn.jit_handles import get_shape
+
+    shape = get_shape(outputs[0]) if outputs else None
+    return int(prod(shape)) if shape else 0
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int], list[str]]:
+    """Total MACs, MACs by module name (one level down) and the element-wise ops counted by our handler."""
+    import logging
+
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    was_training = model.training
+    model.eval()
+    try:
+        probe = FlopCountAnalysis(model, (example,)).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        probe.total()
+        extra = sorted(set(probe.unsupported_ops()) | set(_COUNTED_ANYWAY))
+        analysis = FlopCountAnalysis(model, (example,))
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        analysis.set_op_handle(**{op: _elementwise for op in extra})
+        total = int(analysis.total())
+        by_module = {k: int(v) for k, v in analysis.by_module().items()}
+    finally:
+        model.train(was_training)
+    return total, by_module, [op for op in extra if op in probe.unsupported_ops()]
+
+
+def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
+    """Bytes of every leaf module's output for one forward pass of ``example`` (float32)."""
+    total = 0
+
+    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            model.eval()
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def latency_ms(model: nn.Module, example: torch.Tensor, *, repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall time of one forward pass at batch 1 on the CPU, channels_last, inference mode."""
+    model = model.eval().to(memory_format=torch.channels_last)
+    x = example.contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def measure(
+    arch: Architecture,
+    *,
+    in_channels: int,
+    num_classes: int,
+    resolution: int,
+    latency: bool = True,
+    repeats: int = 20,
+) -> ComplexityReport:
+    """Parameters, MACs, activation memory and (optionally) batch-1 CPU latency of ``arch``."""
+    from nas.models import build_model
+
+    model = build_model(arch, in_channels=in_channels, num_classes=num_classes, resolution=resolution)
+    params = sum(p.numel() for p in model.parameters())
+    example = torch.randn(1, in_channels, resolution, resolution)
+    macs, by_module, elementwise = count_macs(model, example)
+    per_stage = []
+    adapted = model.arch
+    for i, stage in enumerate(adapted.stages):
+        prefix = f"stages.{i}"
+        per_stage.append(
+            {
+                "stage": i,
+                "block": stage.block,
+                "depth": stage.depth,
+                "stride": stage.stride,
+                "width": stage.width,
+                "params": sum(p.numel() for n, p in model.named_parameters() if n.startswith(prefix + ".")),
+                "macs": by_module.get(prefix, 0),
+            }
+        )
+    return ComplexityReport(
+        params=params,
+        macs=macs,
+        activation_bytes=activation_bytes(model, example),
+        latency_ms=latency_ms(model, example, repeats=repeats) if latency else None,
+        input_shape=(1, in_channels, resolution, resolution),
+        per_stage=per_stage,
+        elementwise_ops=elementwise,
+    )

@@ -1,0 +1,77 @@
+"""Data sets as in-memory uint8 tensors: a registry of sources, splits, balanced sampling, augmentation.
+
+``load_dataset(name, ...)`` returns a ``DatasetSplits``; ``DATASETS`` lists the names. Each source lives in
+its own module (``fashion_mnist``, ``cifar10``, ``imagefolder``, ``synthetic``) and returns ``RawData``
+(train and test files); the registry carves the seeded stratified validation slice out of the training files.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas.data.augment import default_padding, random_crop_flip
+from nas.data.cifar10 import load_cifar10
+from nas.data.fashion_mnist import load_fashion_mnist, read_idx
+from nas.data.imagefolder import load_imagefolder
+from nas.data.splits import DatasetSplits, RawData, balanced_indices, build_splits, stratified_split
+from nas.data.synthetic import load_synthetic
+from nas.errors import ConfigError
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "DEFAULT_VAL_FRACTION",
+    "DatasetSplits",
+    "RawData",
+    "balanced_indices",
+    "default_padding",
+    "load_dataset",
+    "random_crop_flip",
+    "read_idx",
+    "stratified_split",
+]
+
+DEFAULT_DATASET = "fashion-mnist"
+DEFAULT_VAL_FRACTION = 0.1  # Fashion-MNIST: 54k train / 6k val; the 10k test images stay untouched
+
+_SOURCES: dict[str, Callable[..., RawData]] = {
+    "fashion-mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "imagefolder": load_imagefolder,
+    "synthetic": load_synthetic,
+}
+DATASETS: tuple[str, ...] = tuple(_SOURCES)
+
+
+def load_dataset(
+    name: str = DEFAULT_DATASET,
+    *,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    resolution: int | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    **options: Any,
+) -> DatasetSplits:
+    """Load data set ``name`` and split it; ``seed`` picks the validation slice (the test split never changes).
+
+    ``resolution`` resizes (``None``: native size; 32 for imagefolder, 16 for synthetic). ``options`` go to
+    the source (e.g. ``train_size``/``num_classes`` for synthetic, ``test_fraction`` for imagefolder).
+    """
+    if name not in _SOURCES:
+        raise ConfigError(f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}.")
+    loader = _SOURCES[name]
+    allowed = [p for p in inspect.signature(loader).parameters if p not in ("data_dir", "resolution")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for data set {name!r}; it accepts: {', '.join(allowed) or 'none'}."
+        )
+    if resolution is not None and resolution < 4:
+        raise ConfigError(f"resolution must be at least 4 pixels, got {resolution}.")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+    raw = loader(None if data_dir is None else Path(data_dir), resolution, **options)
+    return build_splits(name, raw, seed=seed, val_fraction=val_fraction)

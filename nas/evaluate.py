@@ -1,0 +1,122 @@
+"""Evaluate one architecture: build, train at a fidelity, measure accuracy, interference and complexity.
+
+`nas eval` and every search trial call :func:`evaluate`; retraining calls it with the
+test split. The probe set is fixed (class-balanced, seed 0, from the validation split) so
+that interference numbers of different trials are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.data import DatasetSplits, balanced_indices
+from nas.fidelity import Fidelity
+from nas.space.architecture import Architecture
+
+PROBE_SEED = 0  # one probe set for every trial of every run on a data set
+VAL_SEED = 0
+
+
+@dataclass
+class Evaluation:
+    """Everything measured for one trained architecture."""
+
+    arch: Architecture
+    model: torch.nn.Module
+    metrics: dict[str, Any]
+
+
+def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if n is None or n >= len(y):
+        return x, y
+    idx = balanced_indices(y, n, seed).to(x.device)
+    return x[idx], y[idx]
+
+
+def measure_trained(
+    model: torch.nn.Module,
+    data: DatasetSplits,
+    fidelity: Fidelity,
+    *,
+    device: torch.device,
+    split: str = "val",
+) -> dict[str, Any]:
+    """Accuracy on the chosen split and the interference suite on the fixed probe set."""
+    from nas.metrics import accuracy, interference_suite, normalized_batches
+
+    eval_x, eval_y = (data.val_x, data.val_y) if split == "val" else (data.test_x, data.test_y)
+    limit = fidelity.val_images if split == "val" else None
+    x, y = _subset(eval_x, eval_y, limit, VAL_SEED)
+    started = time.perf_counter()
+    acc = accuracy(model, x, y, normalize=data.normalize, batch_size=fidelity.eval_batch_size, device=device)
+    px, py = _subset(data.val_x, data.val_y, fidelity.probe_images, PROBE_SEED)
+    batches = normalized_batches(px, py, normalize=data.normalize, batch_size=fidelity.eval_batch_size, device=device)
+    suite = interference_suite(model, model.probe_modules(), batches, num_classes=data.num_classes)
+    return {
+        "accuracy": acc,
+        "accuracy_split": split,
+        **{k: suite[k] for k in ("polysemanticity", "overlap", "outliers", "dead_fraction")},
+        "activations_finite": suite.finite,
+        "interference_reason": suite.reason() or "",
+        "layers": suite["layers"],
+        "metrics_s": time.perf_counter() - started,
+    }
+
+
+def evaluate(
+    arch: Architecture,
+    data: DatasetSplits,
+    fidelity: Fidelity,
+    *,
+    seed: int,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: bool = False,
+    compile: bool = False,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    split: str = "val",
+    epoch_callback: Any = None,
+) -> Evaluation:
+    """Train ``arch`` (absolute widths) at ``fidelity`` and measure it. Raises ``Diverged`` on a non-finite loss."""
+    from nas.complexity import count_macs
+    from nas.models import build_model
+    from nas.train import Trainer
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    model = build_model(arch, in_channels=data.in_channels, num_classes=data.num_classes, resolution=data.resolution)
+    params = sum(p.numel() for p in model.parameters())
+    example = torch.zeros(1, data.in_channels, data.resolution, data.resolution)
+    macs, _, _ = count_macs(model, example)
+    trainer = Trainer(device=device, threads=threads, progress=progress, compile=compile)
+    result = trainer.fit(
+        model, data, fidelity, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume, epoch_callback=epoch_callback
+    )
+    measured = measure_trained(model, data, fidelity, device=trainer.device, split=split)
+    wall = time.perf_counter() - started
+    metrics = {
+        "arch": arch.to_string(),
+        "arch_hash": arch.semantic_hash,
+        "params": params,
+        "macs": macs,
+        "fidelity": fidelity.name,
+        "epochs": result.epochs,
+        "seed": seed,
+        **measured,
+        "train_images_per_s": result.images_per_s,
+        "train_s": result.wall_s,
+        "final_loss": result.final_loss,
+        "wall_s": wall,
+    }
+    return Evaluation(arch=arch, model=model, metrics=metrics)
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

@@ -1,0 +1,185 @@
+"""Training fidelities: how much training a candidate gets (presets quick, standard, full); torch-free."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from nas.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """One training recipe. The Pareto front is only ever computed among trials of one fidelity."""
+
+    name: str
+    train_images: int | None  # class-balanced subset of the training split, chosen by seed; None = all
+    epochs: int
+    batch_size: int
+    optimizer: str  # "sgd" (Nesterov) or "adamw"
+    lr: float  # peak learning rate, reached after the linear warm-up, then cosine to 0 (per step)
+    weight_decay: float  # applied to weights with 2+ dimensions only (never to norms, biases, scalars)
+    momentum: float  # SGD (Nesterov) momentum; AdamW keeps its default betas (0.9, 0.999)
+    warmup_epochs: float  # linear warm-up length, in epochs (fractions allowed)
+    label_smoothing: float
+    grad_clip: float | None  # max global gradient norm; None = no clipping
+    augment: bool  # random crop with padding (+ horizontal flip where the data set allows it)
+    probe_images: int  # class-balanced validation images for the interference metrics
+    val_images: int | None  # validation images for accuracy; None = the whole validation split
+    eval_batch_size: int
+
+    def __post_init__(self) -> None:
+        wrong = [f"{k} must be {_kind(t)}" for k, t in _TYPES.items() if not _is(getattr(self, k), t)]
+        if wrong:
+            raise ConfigError(f"fidelity {self.name!r} is invalid: {'; '.join(wrong)}.")
+        problems: list[str] = []
+        if self.train_images is not None and self.train_images < 1:
+            problems.append("train_images must be >= 1 or None")
+        if self.epochs < 1:
+            problems.append("epochs must be >= 1")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            problems.append("batch sizes must be >= 1")
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:
+            problems.append("lr must be > 0")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            problems.append("weight_decay must be >= 0 and momentum in [0, 1)")
+        if self.warmup_epochs < 0:
+            problems.append("warmup_epochs must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("label_smoothing must be in [0, 1)")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            problems.append("grad_clip must be > 0 or None")
+        if self.probe_images < 1 or (self.val_images is not None and self.val_images < 1):
+            problems.append("probe_images must be >= 1 and val_images >= 1 or None")
+        if problems:
+            raise ConfigError(f"fidelity {self.name!r} is invalid: {'; '.join(problems)}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (for run.yaml and checkpoints)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fidelity:
+        """Rebuild a fidelity from ``to_dict`` output; unknown or missing fields raise ConfigError."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown, missing = sorted(set(data) - fields), sorted(fields - set(data))
+        if unknown or missing:
+            raise ConfigError(
+                f"a fidelity mapping has unknown fields {unknown or '[]'} and lacks {missing or '[]'}; "
+                f"fields are: {', '.join(sorted(fields))}."
+            )
+        return cls(**data)
+
+    def describe(self) -> str:
+        """One line for logs: images, epochs, optimizer and learning rate."""
+        images = "all" if self.train_images is None else f"{self.train_images:,}"
+        return (
+            f"{self.name}: {images} images x {self.epochs} epoch(s), batch {self.batch_size}, {self.optimizer} "
+            f"lr {self.lr:g}, wd {self.weight_decay:g}, augment {'on' if self.augment else 'off'}"
+        )
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "train_images": (int, type(None)),
+    "epochs": (int,),
+    "batch_size": (int,),
+    "optimizer": (str,),
+    "lr": (float, int),
+    "weight_decay": (float, int),
+    "momentum": (float, int),
+    "warmup_epochs": (float, int),
+    "label_smoothing": (float, int),
+    "grad_clip": (float, int, type(None)),
+    "augment": (bool,),
+    "probe_images": (int,),
+    "val_images": (int, type(None)),
+    "eval_batch_size": (int,),
+}
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):  # bool is an int subclass; only accept it where bool is asked for
+        return bool in types
+    return isinstance(value, types)
+
+
+def _kind(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", type(None): "null"}
+    shown = [t for t in types if not (t is int and float in types)]  # "a number" covers integers
+    return " or ".join(names[t] for t in shown)
+
+
+FIDELITIES: dict[str, Fidelity] = {
+    # Search proxy, about a minute per 1.5M-parameter net on 2 CPU threads (~70-100 train images/s at 32 px,
+    # faster at 28 px): 2 passes over 2,560 balanced images, no augmentation (too few steps for it to pay).
+    "quick": Fidelity(
+        name="quick",
+        train_images=2560,
+        epochs=2,
+        batch_size=64,
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=0.05,
+        momentum=0.9,
+        warmup_epochs=0.25,
+        label_smoothing=0.0,
+        grad_clip=5.0,
+        augment=False,
+        probe_images=500,
+        val_images=1000,
+        eval_batch_size=250,
+    ),
+    # A firmer proxy (~10-15 minutes on 2 CPU threads, seconds on a GPU).
+    "standard": Fidelity(
+        name="standard",
+        train_images=10_000,
+        epochs=5,
+        batch_size=128,
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=0.05,
+        momentum=0.9,
+        warmup_epochs=0.5,
+        label_smoothing=0.1,
+        grad_clip=5.0,
+        augment=True,
+        probe_images=1000,
+        val_images=None,
+        eval_batch_size=500,
+    ),
+    # Retraining the winners; meant for a GPU. SGD Nesterov, lr 0.1 x batch / 256.
+    "full": Fidelity(
+        name="full",
+        train_images=None,
+        epochs=40,
+        batch_size=256,
+        optimizer="sgd",
+        lr=0.1,
+        weight_decay=5e-4,
+        momentum=0.9,
+        warmup_epochs=2.0,
+        label_smoothing=0.1,
+        grad_clip=None,
+        augment=True,
+        probe_images=1000,
+        val_images=None,
+        eval_batch_size=1000,
+    ),
+}
+
+
+def get_fidelity(name: str, **overrides: Any) -> Fidelity:
+    """Return preset ``name`` with ``overrides`` applied (the name stays unless ``name=`` is overridden)."""
+    if name not in FIDELITIES:
+        raise ConfigError(f"unknown fidelity {name!r}; known fidelities: {', '.join(FIDELITIES)}.")
+    fields = [f.name for f in dataclasses.fields(Fidelity)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown fidelity field(s) {', '.join(unknown)}; fields are: {', '.join(fields)}.")
+    return dataclasses.replace(FIDELITIES[name], **overrides)

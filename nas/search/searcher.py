@@ -1,0 +1,255 @@
+"""A Ray Tune Searcher that drives an Optuna study by ask/tell.
+
+Why not Ray's ``OptunaSearch``: our trials need the budget solver between the sampler
+and the trainable, deduplication by semantic hash, failures told to the study with a
+reason (a NaN or missing metric must never leave a trial RUNNING), and a run store that
+is written before the study is told, so a hard kill loses nothing. The Pareto set is
+always read from the study/run store, never from Ray.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from nas.errors import BudgetError
+from nas.sampling import Shape, fit
+from nas.search.store import TRIAL_COLUMNS, RunStore
+from nas.space import Budget, Space
+
+MAX_INFEASIBLE_IN_A_ROW = 50
+
+
+@dataclass
+class Proposal:
+    """An asked Optuna trial waiting for its result."""
+
+    trial: Any
+    config: dict[str, Any]
+
+
+@dataclass
+class SearchState:
+    """Counts shown by the progress display."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    reused: int = 0
+    running: int = 0
+    best_accuracy: float = float("nan")
+    lowest_interference: float = float("nan")
+    started: float = field(default_factory=time.monotonic)
+
+
+class StudySearcher(Searcher):
+    """Asks the study for architectures, solves their budget, tells the study every outcome."""
+
+    def __init__(
+        self,
+        *,
+        study: Any,
+        space: Space,
+        budget: Budget | None,
+        shape: Shape,
+        store: RunStore,
+        objectives: list[dict[str, str]],
+        trial_config: dict[str, Any],
+        fidelity_name: str,
+        fidelity_epochs: int,
+        state: SearchState,
+        on_record: Callable[[dict[str, Any], SearchState], None],
+    ) -> None:
+        super().__init__()
+        self.study = study
+        self.space = space
+        self.budget = budget
+        self.shape = shape
+        self.store = store
+        self.objectives = objectives
+        self.trial_config = trial_config
+        self.fidelity_name = fidelity_name
+        self.fidelity_epochs = fidelity_epochs
+        self.state = state
+        self.on_record = on_record
+        self.closed = False  # set on Ctrl-C: late callbacks must not record in-flight trials
+        self.fatal: Exception | None = None  # an error inside a callback, re-raised by the runner
+        self.live: dict[str, Proposal] = {}
+        self.waiting: dict[str, list[Any]] = {}  # hash -> asked trials that duplicate a running one
+        self.evaluated: dict[str, dict[str, Any]] = {}  # hash -> completed record at this fidelity
+        for record in store.records():
+            if record["status"] == "complete" and record["fidelity"] == fidelity_name:
+                self.evaluated.setdefault(record["arch_hash"], record)
+
+    # ---- Ray's persistence: our state lives in the study and the run store ----------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles its search algorithm with the experiment; ours is rebuilt from the run folder instead."""
+        return {"run_dir": str(self.store.root)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        import json
+
+        with open(checkpoint_path, "w") as fh:
+            json.dump({"run_dir": str(self.store.root), "resume": "nas search --resume --run <run_dir>"}, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        from nas.errors import RunStoreError
+
+        raise RunStoreError("this search resumes from its run folder: use `nas search --resume --run RUN`")
+
+    # ---- Searcher API ----------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.closed:
+            return Searcher.FINISHED
+        infeasible = 0
+        while self.state.done + self.state.running < self.state.total:
+            trial = self.study.ask()
+            try:
+                solved = fit(self.space.suggest(trial), self.budget, self.shape)
+            except BudgetError as exc:
+                trial.set_user_attr("reason", f"infeasible: {exc}")
+                self.study.tell(trial, state=_failed())
+                infeasible += 1
+                if infeasible >= MAX_INFEASIBLE_IN_A_ROW:
+                    raise BudgetError(f"{infeasible} proposals in a row could not meet the budget; last: {exc}") from None
+                continue
+            arch_hash = solved.arch.semantic_hash
+            trial.set_user_attr("arch", solved.arch.to_string())
+            trial.set_user_attr("arch_hash", arch_hash)
+            trial.set_user_attr("params", solved.params)
+            if arch_hash in self.evaluated:
+                self._reuse(trial, self.evaluated[arch_hash])
+                continue
+            if any(p.config["arch_hash"] == arch_hash for p in self.live.values()):
+                self.waiting.setdefault(arch_hash, []).append(trial)
+                self.state.running += 1
+                continue
+            config = {
+                **self.trial_config,
+                "trial_id": trial.number,
+                "arch": solved.arch.to_string(),
+                "arch_hash": arch_hash,
+                "params": solved.params,
+            }
+            self.live[trial_id] = Proposal(trial, config)
+            self.state.running += 1
+            return config
+        return Searcher.FINISHED if not self.live else None
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Intermediate results (ASHA) need nothing here; the scheduler reads them."""
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        try:
+            self._complete(trial_id, result, error)
+        except Exception as exc:  # Tune would log and swallow it; keep it and stop the search instead
+            self.fatal = exc
+            self.closed = True
+
+    def _complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
+        proposal = self.live.pop(trial_id, None)
+        if proposal is None or self.closed:
+            return
+        self.state.running -= 1
+        if not error and result is None:  # removed before it ran: give the slot back
+            proposal.trial.set_user_attr("reason", "not started")
+            self.study.tell(proposal.trial, state=_failed())
+            return
+        config = proposal.config
+        base = {k: config.get(k) for k in ("trial_id", "arch", "arch_hash", "params", "seed")}
+        base["fidelity"] = self.fidelity_name
+        if error or not result or "status" not in result:
+            record = {**base, "status": "failed", "reason": "trial process crashed (see the Ray log in ray/)"}
+        elif result["status"] == "running":  # stopped early by the scheduler
+            record = {**_pick(result), **base, "status": "pruned",
+                      "reason": f"stopped by ASHA after {result['epochs']} epoch(s)"}
+        else:
+            record = {**_pick(result), **base}  # Ray adds its own trial_id to results: ours wins
+        record = self._finish(proposal.trial, record)
+        for waiting in self.waiting.pop(config["arch_hash"], []):
+            self.state.running -= 1
+            if record["status"] == "complete":
+                self._reuse(waiting, record)
+            else:
+                self._finish(waiting, {**record, "trial_id": waiting.number, "reused": True,
+                                       "reason": f"same architecture as trial {record['trial_id']}: {record['reason']}"})
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _reuse(self, trial: Any, source: dict[str, Any]) -> None:
+        record = {**source, "trial_id": trial.number, "reused": True,
+                  "reason": f"same architecture as trial {source['trial_id']}", "wall_s": 0.0}
+        self._finish(trial, record)
+
+    def _finish(self, trial: Any, record: dict[str, Any]) -> dict[str, Any]:
+        """Write the record, then tell the study (so a kill in between is repaired on resume)."""
+        record = {c: record.get(c) for c in TRIAL_COLUMNS} | {
+            k: v for k, v in record.items() if k not in TRIAL_COLUMNS
+        }
+        record["reused"] = bool(record.get("reused"))
+        record["reason"] = record.get("reason") or ""
+        if record["status"] == "complete":
+            values = [record.get(o["name"]) for o in self.objectives]
+            if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+                record["status"], record["reason"] = "failed", f"non-finite objective values {values}"
+        self.store.write_record(record)
+        tell_record(self.study, trial, record, self.objectives)
+        if record["status"] == "complete" and not record["reused"]:
+            self.evaluated.setdefault(record["arch_hash"], record)
+        self.state.done += 1
+        self.state.failed += record["status"] != "complete"
+        self.state.reused += record["reused"]
+        if record["status"] == "complete":
+            self._update_best(record)
+        self.on_record(record, self.state)
+        return record
+
+    def _update_best(self, record: dict[str, Any]) -> None:
+        acc = record.get("accuracy")
+        if isinstance(acc, float) and not acc <= self.state.best_accuracy:
+            self.state.best_accuracy = acc
+        for o in self.objectives:
+            if o["name"] != "accuracy":
+                v = record.get(o["name"])
+                if isinstance(v, float) and not v >= self.state.lowest_interference:
+                    self.state.lowest_interference = v
+                break
+
+
+def tell_record(study: Any, trial: Any, record: dict[str, Any], objectives: list[dict[str, str]]) -> None:
+    """Tell the study a record's outcome: values when complete, else FAIL/PRUNED with the reason.
+
+    ``trial`` is an ``optuna.Trial`` (from ``study.ask()``, or rebuilt for a RUNNING trial on resume).
+    """
+    import optuna
+
+    if record.get("reason"):
+        trial.set_user_attr("reason", record["reason"])
+    trial.set_user_attr("reused", bool(record.get("reused")))
+    if record["status"] == "complete":
+        study.tell(trial, [float(record[o["name"]]) for o in objectives])
+    elif record["status"] == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _failed() -> Any:
+    import optuna
+
+    return optuna.trial.TrialState.FAIL
+
+
+_RESULT_KEYS = set(TRIAL_COLUMNS) | {"train_s", "metrics_s", "final_loss", "activations_finite", "interference_reason",
+                                     "accuracy_split"}
+
+
+def _pick(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k in _RESULT_KEYS}
