@@ -16,7 +16,8 @@ Handler = Callable[[argparse.Namespace], int]
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    # Piped output (CI logs, files) gets wide lines instead of rich's 80-column default.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _print_json(data: Any) -> None:
@@ -248,7 +249,7 @@ def resolve_fidelity(args: argparse.Namespace) -> Any:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set takes FIELD=VALUE, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        overrides[key.strip()] = _scalar(yaml.safe_load(value))
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     base = get_fidelity(args.fidelity, **overrides)
@@ -259,6 +260,16 @@ def resolve_fidelity(args: argparse.Namespace) -> Any:
     import dataclasses
 
     return dataclasses.replace(base, name=label)
+
+
+def _scalar(value: Any) -> Any:
+    """YAML reads 1e12 as a string (YAML 1.1 wants 1.0e12); take it as the number a user meant."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def load_data(args: argparse.Namespace) -> Any:
@@ -361,6 +372,20 @@ def _print_front(console: Any, outcome: Any) -> None:
     console.print(table)
 
 
+# ---- nas analyze --------------------------------------------------------------------
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nas.analysis import analyze_runs
+
+    objectives = None if args.objectives is None else [o for o in args.objectives.split(",") if o.strip()]
+    analyze_runs([Path(r) for r in args.runs], objectives=objectives, fidelity=args.fidelity, fmt=args.format,
+                 out_dir=None if args.out is None else Path(args.out), console=_console(), plots=not args.no_plots)
+    return 0
+
+
 # ---- parser -------------------------------------------------------------------------
 
 
@@ -443,6 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
     p.set_defaults(handler=cmd_search)
+
+    p = sub.add_parser("analyze", help="Pareto front, hypervolume, design-choice statistics, plots and a report")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s), e.g. results/<run>")
+    p.add_argument("--objectives", help="comma-separated (default: the run's), e.g. accuracy,interference")
+    p.add_argument("--fidelity", help="analyse only this fidelity (default: each fidelity on its own)")
+    p.add_argument("--format", default="table", choices=["table", "csv", "json"], help="terminal output")
+    p.add_argument("--out", help="report folder (default: RUN/report)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.set_defaults(handler=cmd_analyze)
 
     return parser
 

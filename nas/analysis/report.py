@@ -362,7 +362,8 @@ def write_run_report(run: Run, report: RunReport, summary: AnalysisSummary, *, p
     payload = report.to_dict()
     payload["files"] = files
     _write_text(d / "summary.json", json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
-    report.files = sorted(p for p in d.iterdir() if p.is_file())
+    written = {name for f in files.values() for name in f.values()} | {"report.md", "summary.json"}
+    report.files = sorted(d / name for name in written)
 
 
 def _relative(target: Path, start: Path) -> str:
@@ -471,7 +472,12 @@ def _fidelity_section(a: FidelityAnalysis, f: dict[str, str]) -> list[str]:
     shown = ", ".join(map(str, sizes[:10])) + (", …" if len(sizes) > 10 else "")
     lines += [
         f"**Hypervolume: {a.hypervolume:.6f}** — front of {sizes[0]} trial(s); {len(sizes)} successive front(s) "
-        f"of sizes {shown}.",
+        f"of sizes {shown}."
+        + (
+            ""
+            if all(o.unit for o in a.objectives)
+            else " Objectives outside [0, 1] enter in their own units, and so does the volume."
+        ),
         "",
     ]
     if "pareto_png" in f:
@@ -613,7 +619,8 @@ def print_summary(summary: AnalysisSummary, fmt: str, console: Console) -> None:
             c = a.counts
             console.print(
                 f"[bold]{escape(r.name)}[/bold] {escape(f'[{a.fidelity}]')}: {c.rows} trials, {c.analysed} analysed, "
-                f"{c.failed} failed, {c.pruned} pruned, {c.non_finite} non-finite, {c.duplicates} duplicate",
+                f"{c.failed} failed, {c.pruned} pruned, {c.non_finite} non-finite, {c.duplicates} duplicate"
+                + (f", {c.other} with another status" if c.other else ""),
                 highlight=False,
             )
             if not c.analysed:

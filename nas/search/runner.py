@@ -120,6 +120,8 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
         raise ConfigError(f"unknown scheduler {opts.scheduler!r}; the only one is asha")
     if opts.trials is not None and opts.trials < 1:
         raise ConfigError("--trials must be at least 1")
+    if opts.address:
+        _check_reachable(opts.address)
     resume = opts.resume
     if resume:
         if not opts.run:
@@ -333,6 +335,22 @@ def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: 
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on an unreachable cluster address (ray.init would retry for minutes)."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -1,0 +1,232 @@
+"""Benchmark: Trainer images/s against a plain PyTorch loop (same model, data, batch, recipe), and the metrics share.
+
+The plain loop is what one writes without the Trainer: float32 NCHW images normalised once on the CPU, a
+``TensorDataset`` read by ``DataLoader(shuffle=True)``, the same optimizer, schedule, gradient clipping and loss,
+no channels_last. The two run alternately (A B A B ...) on equal image counts in one process, after one untimed
+warm-up each, with the same number of torch threads. Then one ``nas.evaluate.evaluate`` at the quick fidelity
+gives the share of a trial's wall time spent on accuracy + interference metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from nas.data import DatasetSplits, balanced_indices, load_dataset
+from nas.errors import DataError
+from nas.evaluate import evaluate
+from nas.fidelity import Fidelity, get_fidelity
+from nas.models import build_model
+from nas.sampling import Shape, fit
+from nas.space import Architecture, Budget, Space
+from nas.train import Trainer, make_optimizer, make_scheduler
+
+RATIO_TARGET = 1.3  # Trainer images/s >= 1.3 x the plain loop's
+METRICS_SHARE_TARGET = 0.05  # metrics_s / wall_s <= 5 % at the quick fidelity
+SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "bottleneck.yaml"
+BUDGET = Budget(params=1_500_000, tolerance=0.05, divisor=8)
+DEPTHS = {"s0.depth": 2, "s1.depth": 2, "s2.depth": 2, "s3.depth": 2}
+COMMON = {"net.expansion": 4, "net.activation": "relu", "net.depthwise": True, "net.kernel": 3, "net.norm": "batch"}
+
+
+@dataclass
+class Side:
+    """Timings of one contender over the rounds."""
+
+    images: int = 0
+    seconds: float = 0.0
+    rounds: list[float] = dataclasses.field(default_factory=list)  # images/s per round
+
+    def add(self, images: int, seconds: float) -> None:
+        self.images += images
+        self.seconds += seconds
+        self.rounds.append(images / seconds)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+
+def pick_architecture(space: Space, block: str, shape: Shape) -> tuple[Architecture, int]:
+    """The default space's ``block`` network (depth 2 per stage, e4, k3, relu, dw, BN) fitted to 1.5M params."""
+    choices = {"net.block": block, **COMMON, **DEPTHS}
+    arch = space.build(lambda key, values: choices[key] if key in choices else values[0])
+    solved = fit(arch, BUDGET, shape)
+    return solved.arch, solved.params
+
+
+def load_data(data_dir: str | None) -> tuple[DatasetSplits, str]:
+    """Fashion-MNIST, or a synthetic 1x28x28, 10-class stand-in when it is not installed."""
+    try:
+        return load_dataset("fashion-mnist", data_dir=data_dir), "fashion-mnist"
+    except DataError as exc:
+        print(f"note: Fashion-MNIST unavailable ({str(exc).split('.')[0]}); using synthetic 1x28x28 data instead")
+        data = load_dataset("synthetic", resolution=28, channels=1, num_classes=10, train_size=4000, test_size=500)
+        return data, "synthetic (Fashion-MNIST absent)"
+
+
+def trainer_round(model: nn.Module, data: DatasetSplits, fidelity: Fidelity, threads: int, seed: int) -> float:
+    """Seconds of one ``Trainer.fit`` (whole call, setup included) over ``fidelity.train_images`` images."""
+    trainer = Trainer(device="cpu", threads=threads, progress=False)
+    start = time.perf_counter()
+    trainer.fit(model, data, fidelity, seed=seed)
+    return time.perf_counter() - start
+
+
+class PlainLoop:
+    """The baseline: float32 NCHW TensorDataset + DataLoader(shuffle=True), same optimizer/schedule/clip/loss."""
+
+    def __init__(self, model: nn.Module, data: DatasetSplits, fidelity: Fidelity, seed: int) -> None:
+        n = fidelity.train_images or int(data.train_y.numel())
+        picked = balanced_indices(data.train_y, n, seed)  # the very images the Trainer picks
+        x = data.normalize(data.train_x[picked]).contiguous()  # float32 NCHW, normalised once
+        self.loader = DataLoader(
+            TensorDataset(x, data.train_y[picked]),
+            batch_size=fidelity.batch_size,
+            shuffle=True,
+            drop_last=True,  # as the Trainer (the ragged last batch is dropped)
+            generator=torch.Generator().manual_seed(seed),
+        )
+        self.model = model
+        self.fidelity = fidelity
+        steps = len(self.loader)
+        self.optimizer = make_optimizer(model, fidelity)
+        self.scheduler = make_scheduler(
+            self.optimizer, warmup_steps=round(fidelity.warmup_epochs * steps), total_steps=steps * fidelity.epochs
+        )
+
+    def run(self) -> tuple[int, float]:
+        """One pass over the images: (images trained, seconds)."""
+        f, model = self.fidelity, self.model
+        model.train()
+        images, total_loss = 0, 0.0
+        start = time.perf_counter()
+        for xb, yb in self.loader:
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=f.label_smoothing)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if f.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), f.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            total_loss += loss.item()
+            images += len(yb)
+        return images, time.perf_counter() - start
+
+
+def compare(
+    arch: Architecture, data: DatasetSplits, base: Fidelity, *, images: int, rounds: int, threads: int, seed: int
+) -> tuple[Side, Side, float]:
+    """Alternate Trainer and plain loop ``rounds`` times on ``images`` images each; also the Trainer's own figure."""
+    torch.manual_seed(seed)
+    model_a = build_model(arch, in_channels=data.in_channels, num_classes=data.num_classes, resolution=data.resolution)
+    model_b = copy.deepcopy(model_a)  # before the Trainer turns model_a channels_last
+    fid = dataclasses.replace(base, train_images=images, epochs=1)
+    warm = dataclasses.replace(fid, train_images=min(images, 2 * fid.batch_size))
+    plain = PlainLoop(model_b, data, fid, seed)
+    trainer_round(model_a, data, warm, threads, seed)  # untimed warm-ups (allocator, oneDNN primitives)
+    PlainLoop(copy.deepcopy(model_b), data, warm, seed).run()
+    a, b = Side(), Side()
+    internal: list[float] = []
+    trainer = Trainer(device="cpu", threads=threads, progress=False)
+    for r in range(rounds):
+        start = time.perf_counter()
+        result = trainer.fit(model_a, data, fid, seed=seed + r)
+        a.add(result.images_seen, time.perf_counter() - start)
+        internal.append(result.images_per_s)
+        b.add(*plain.run())
+    return a, b, statistics.median(internal)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print a summary; exit 1 when a target is missed (never with --quick-check)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for both loops (default 2)")
+    parser.add_argument("--rounds", type=int, help="A/B rounds per architecture (default 3; 1 with --quick-check)")
+    parser.add_argument("--images", type=int, help="images per round and side (default 640; 128 with --quick-check)")
+    parser.add_argument("--train-images", type=int,
+                        help="training images for the metrics-share run (default: quick's; 128 with --quick-check)",
+                        )
+    parser.add_argument("--data-dir", help="Fashion-MNIST folder (default: the Debian package's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick-check", action="store_true", help="few images, one round: a CI smoke run")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick_check else 3)
+    images = args.images or (128 if args.quick_check else 640)
+    if args.threads < 1 or rounds < 1 or images < 1:
+        parser.error("--threads, --rounds and --images must be positive")
+
+    torch.set_num_threads(args.threads)
+    quick = get_fidelity("quick")
+    data, data_label = load_data(args.data_dir)
+    shape = Shape(data.in_channels, data.resolution, data.num_classes)
+    space = Space.from_file(str(SPACE_FILE))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (both loops); data {data_label}, "
+          f"{data.in_channels}x{data.resolution}x{data.resolution}, {data.num_classes} classes")
+    print(f"recipe (quick): batch {quick.batch_size}, {quick.optimizer} lr {quick.lr:g} wd {quick.weight_decay:g}, "
+          f"warm-up {quick.warmup_epochs:g} epoch, grad clip {quick.grad_clip}, label smoothing "
+          f"{quick.label_smoothing:g}; {rounds} round(s) x {images} images per side, A = Trainer, B = plain loop")
+
+    lines: list[str] = []
+    ratios_ok = True
+    archs = [pick_architecture(space, block, shape) for block in ("inverted", "basic")]
+    for arch, params in archs:
+        a, b, internal = compare(arch, data, quick, images=images, rounds=rounds, threads=args.threads, seed=args.seed)
+        ratio = a.images_per_s / b.images_per_s
+        ratios_ok &= ratio >= RATIO_TARGET
+        family = arch.stages[0].block
+        print(f"\n{family}: {arch.to_string()} ({params:,} params)")
+        print(f"  A Trainer   : {a.images_per_s:7.1f} img/s over {a.images:,} images (per round: "
+              f"{', '.join(f'{v:.1f}' for v in a.rounds)}; whole fit() calls; its own epoch-loop figure, "
+              f"median {internal:.1f})")
+        print(f"  B plain loop: {b.images_per_s:7.1f} img/s over {b.images:,} images (per round: "
+              f"{', '.join(f'{v:.1f}' for v in b.rounds)})")
+        print(f"  ratio A/B {ratio:.2f}x; target >= {RATIO_TARGET}x: {'met' if ratio >= RATIO_TARGET else 'MISSED'}")
+        lines.append(f"{family:9s} {params:>9,} params: Trainer {a.images_per_s:7.1f} img/s, plain "
+                     f"{b.images_per_s:7.1f} img/s, ratio {ratio:.2f}x (target >= {RATIO_TARGET}x: "
+                     f"{'met' if ratio >= RATIO_TARGET else 'MISSED'})")
+
+    train_images = args.train_images or (128 if args.quick_check else None)
+    fid = quick if train_images is None else dataclasses.replace(
+        quick, name=f"quick+train_images={train_images}", train_images=train_images
+    )
+    if args.quick_check:  # smoke only: one epoch, a small probe and validation set
+        fid = dataclasses.replace(fid, name=f"{fid.name},smoke", epochs=1, probe_images=100, val_images=200)
+    arch, params = archs[0]
+    print(f"\nmetrics share: evaluate({arch.stages[0].block}, {params:,} params) at {fid.describe()}; "
+          f"{fid.probe_images} probe + {fid.val_images} validation images")
+    m = evaluate(arch, data, fid, seed=args.seed, threads=args.threads).metrics
+    share = m["metrics_s"] / m["wall_s"]
+    share_ok = share <= METRICS_SHARE_TARGET
+    note = "" if fid is quick else " (not the quick fidelity: the target does not apply)"
+    print(f"  wall {m['wall_s']:.1f} s = train {m['train_s']:.1f} s + metrics {m['metrics_s']:.2f} s + build/MACs "
+          f"{m['wall_s'] - m['train_s'] - m['metrics_s']:.1f} s; accuracy {m['accuracy']:.3f}, "
+          f"polysemanticity {m['polysemanticity']:.3f}")
+    share_line = (f"metrics share {share:.1%} of trial wall time at {fid.name} (target <= "
+                  f"{METRICS_SHARE_TARGET:.0%}: {'met' if share_ok else 'MISSED'}){note}")
+    print("  " + share_line)
+
+    print("\n== summary " + "=" * 60)
+    print(f"threads {args.threads}, data {data_label}, batch {quick.batch_size}, {rounds} round(s) x {images} images"
+          + (" [--quick-check: smoke run, numbers are rough]" if args.quick_check else ""))
+    for line in lines:
+        print(line)
+    print(share_line)
+    if args.quick_check:
+        return 0
+    return 0 if ratios_ok and share_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
