@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from nas.errors import BudgetError
 from nas.sampling import Shape, fit
 from nas.space import Budget, Space
 
@@ -47,9 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     times_ms: list[float] = []
     params: list[int] = []
     hashes: set[str] = set()
+    unsolved: list[str] = []  # the solver raised BudgetError (timed all the same)
     for _ in range(args.n):
         start = time.perf_counter()
-        solved = fit(space.sample(rng), budget, FASHION_MNIST)
+        arch = space.sample(rng)
+        try:
+            solved = fit(arch, budget, FASHION_MNIST)
+        except BudgetError as exc:
+            times_ms.append((time.perf_counter() - start) * 1e3)
+            found = re.search(r" is ([\d,]+ \([\d.]+% of it\))", str(exc))
+            unsolved.append(f"{arch.to_string()}: " + (f"best {found.group(1)}" if found else str(exc)))
+            hashes.add(arch.semantic_hash)
+            continue
         times_ms.append((time.perf_counter() - start) * 1e3)
         params.append(solved.params)
         hashes.add(solved.arch.semantic_hash)
@@ -65,8 +76,14 @@ def main(argv: list[str] | None = None) -> int:
           f"(one-off import of nas.models/torch before timing: {import_s:.2f} s)")
     print(f"target {TARGET_MS:.0f} ms per architecture: median / target = {median / TARGET_MS:.3f} "
           f"({'met' if median < TARGET_MS else 'MISSED'})")
-    print(f"in the budget window [{budget.lower:,}, {budget.params:,}]: {inside:,} / {args.n:,} "
-          f"(params {min(params):,} … {max(params):,})" + ("" if inside == args.n else "  ← NOT ALL"))
+    spread = f" (params {min(params):,} … {max(params):,})" if params else ""
+    print(f"in the budget window [{budget.lower:,}, {budget.params:,}]: {inside:,} / {args.n:,}{spread}"
+          + ("" if inside == args.n else f"  ← NOT ALL: {len(unsolved)} raised BudgetError, "
+                                        f"{args.n - inside - len(unsolved)} solved outside the window"))
+    for line in unsolved[:10]:
+        print(f"  unsolved: {line}")
+    if len(unsolved) > 10:
+        print(f"  … and {len(unsolved) - 10} more")
     return 0 if ok else 1
 
 

@@ -443,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     from nas.search.objectives import INTERFERENCE_METRICS, SAMPLERS
 
     p = sub.add_parser("search", help="multi-objective architecture search on Ray Tune with Optuna")
-    p.add_argument("--space", default=_default_space(), help="search-space file (default: search_spaces/bottleneck.yaml)")
+    p.add_argument("--space", default=_default_space(),
+                   help="search-space file (default: search_spaces/bottleneck.yaml)")
     _add_budget_options(p)
     p.add_argument("--trials", type=int, help="number of trials (default 12; on --resume: the run's own)")
     p.add_argument("--objectives", default="accuracy,interference",
@@ -477,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report folder (default: RUN/report)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.set_defaults(handler=cmd_analyze)
+
+    from nas.retrain.cli import add_parser as add_retrain_parser
+
+    add_retrain_parser(sub)
 
     return parser
 

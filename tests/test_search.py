@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -93,10 +94,8 @@ def test_kill_and_resume_keeps_every_trial_once(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGKILL)  # the driver, hard
         proc.wait()
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # and whatever Ray left in its session
-        except ProcessLookupError:
-            pass
     before = {r["trial_id"]: r for r in _rows(run)}
     assert 2 <= len(before) < 5
     code = main(["search", "--results-dir", str(tmp_path), "--run", "killed", "--resume"])

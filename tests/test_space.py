@@ -140,7 +140,8 @@ def test_sampling_is_seeded_and_distinct() -> None:
 
 
 def test_two_spellings_one_hash() -> None:
-    canonical = "stem_c16_k3_s1/basic_d2_s1_c16_k3_relu_bn/separable_d1_s2_c32_k5_gelu_ln/convnext_d1_s2_c64_e4_k7_gelu_dw"
+    canonical = ("stem_c16_k3_s1/basic_d2_s1_c16_k3_relu_bn/separable_d1_s2_c32_k5_gelu_ln/"
+                 "convnext_d1_s2_c64_e4_k7_gelu_dw")
     verbose = ("stem_c16_s1_k3/basic_d2_c16_s1_e6_k3_relu_dense_bn/separable_k5_d1_s2_c32_e4_gelu_dw_ln/"
                "convnext_d1_s2_c64_e4_k7_gelu_dw_bn")
     a, b = Architecture.parse(canonical), Architecture.parse(verbose)

@@ -20,7 +20,7 @@ DESCRIPTION = (
 
 def add_parser(subparsers: Any) -> None:
     """Register ``retrain`` on an ``argparse`` subparsers object (handler: ``cmd_retrain``)."""
-    from nas.cli import _add_budget_options, _add_fidelity_options
+    from nas.cli import _add_fidelity_options
 
     p = subparsers.add_parser("retrain", help="full training of Pareto winners (and baselines), test metrics, export",
                               description=DESCRIPTION)
@@ -34,7 +34,9 @@ def add_parser(subparsers: Any) -> None:
                    help="also retrain the fixed baselines (search_spaces/baselines/) scaled to the budget")
     p.add_argument("--baseline", action="append", default=[], metavar="NAME",
                    help="only this baseline, e.g. resnet18 or mobilenet_v2 (repeatable; implies --baselines)")
-    _add_budget_options(p)
+    p.add_argument("--budget", help="budget the baselines are scaled to: 1.5M, 1500k, … (default: the run's)")
+    p.add_argument("--tolerance", type=float, help="budget tolerance (default: the run's, else 0.05)")
+    p.add_argument("--divisor", type=int, help="channel divisor (default: the run's, else 8)")
     _add_fidelity_options(p, "full")
     p.add_argument("--dataset", help="data set (default: the run's, else fashion-mnist)")
     p.add_argument("--data-dir", help="folder of the data set (default: the run's)")
@@ -94,18 +96,35 @@ def print_outcome(console: Any, outcome: Any) -> None:
     from nas.retrain.runner import _num, _row_label
     from nas.space import format_count
 
-    table = Table("network", "test acc", "polysemanticity", "overlap", "params", "MACs", "latency ms",
-                  "proxy acc", "hash", title="Retrained (test split)")
+    inter = outcome.interference
+    table = Table("network", "test acc", *inter, "params", "MACs", "latency ms", "proxy acc",
+                  *(f"proxy {m}" for m in inter), "hash", title="Retrained (test split)")
     for r in outcome.rows:
         ok = r.get("status") == "complete"
         table.add_row(_row_label(r), _num(r.get("test_accuracy"), ".4f") if ok else "[red]failed[/red]",
-                      _num(r.get("polysemanticity"), ".4f"), _num(r.get("overlap"), ".4f"), f"{r['params']:,}",
+                      *(_num(r.get(m), ".4f") for m in inter), f"{r['params']:,}",
                       format_count(r.get("macs") or 0), _num(r.get("latency_ms"), ".2f"),
-                      _num(r.get("proxy_accuracy"), ".4f"), str(r["arch_hash"]))
+                      _num(r.get("proxy_accuracy"), ".4f"), *(_num(r.get(f"proxy_{m}"), ".4f") for m in inter),
+                      str(r["arch_hash"]))
     console.print(table)
+    if all(c.n == 0 for c in outcome.audit):
+        console.print("proxy audit: none of these networks comes from the search (no proxy to compare)")
+    else:
+        _print_audit(console, outcome.audit)
+    for r in outcome.rows:
+        if r.get("status") != "complete":
+            console.print(f"[yellow]{_row_label(r)} failed:[/yellow] {r.get('reason')}")
+    console.print(f"{outcome.trained} trained, {outcome.skipped} kept from before, {outcome.failed} failed; "
+                  f"wall {outcome.wall_s / 60:.1f} min\nresults: {outcome.out_dir / 'retrain.csv'}, "
+                  f"{outcome.out_dir / 'report.md'}; load a model with nas.load('{outcome.out_dir}/<hash>')")
+
+
+def _print_audit(console: Any, correlations: Any) -> None:
+    from rich.table import Table
+
     audit = Table("full-training metric", "predictor", "n", "Kendall τ (p)", "Spearman ρ (p)", title="Proxy audit")
     notes = []
-    for c in outcome.audit:
+    for c in correlations:
         tau, rho = c.cells()
         audit.add_row(c.target, c.predictor, str(c.n), tau, rho)
         if c.note:
@@ -113,12 +132,6 @@ def print_outcome(console: Any, outcome: Any) -> None:
     console.print(audit)
     for note in dict.fromkeys(notes):
         console.print(f"  [dim]{note}[/dim]")
-    for r in outcome.rows:
-        if r.get("status") != "complete":
-            console.print(f"[yellow]{_row_label(r)} failed:[/yellow] {r.get('reason')}")
-    console.print(f"{outcome.trained} trained, {outcome.skipped} kept from before, {outcome.failed} failed; "
-                  f"wall {outcome.wall_s / 60:.1f} min\nresults: {outcome.out_dir / 'retrain.csv'}, "
-                  f"{outcome.out_dir / 'report.md'}; load a model with nas.load('{outcome.out_dir}/<hash>')")
 
 
 def build_parser() -> argparse.ArgumentParser:

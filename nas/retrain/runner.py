@@ -112,6 +112,7 @@ class RetrainOutcome:
     skipped: int
     failed: int
     wall_s: float
+    interference: list[str]  # the interference metrics the run optimised (shown and audited)
 
 
 # ---- planning ------------------------------------------------------------------------------------------------
@@ -132,11 +133,19 @@ def plan_retrain(opts: RetrainOptions) -> Plan:
     from nas.retrain import select
     from nas.search.store import RunStore
     from nas.space import Budget, format_count, parse_budget
+    from nas.space.budget import check_divisor, check_tolerance
 
     selecting = opts.top is not None or bool(opts.trials) or bool(opts.archs)
     want_baselines = opts.baselines or bool(opts.baseline_names)
     if opts.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if opts.device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {opts.device!r}")
+    if opts.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda asked for, but CUDA is not available here; use --device cpu.")
     if opts.onnx:
         from nas.retrain.export import require_onnx
 
@@ -185,15 +194,14 @@ def plan_retrain(opts: RetrainOptions) -> Plan:
         candidates += select.by_arch_strings(opts.archs, records, shape)
     budget: Budget | None = None
     if want_baselines:
-        if opts.budget is not None:
-            base = cfg.get("budget") or {}
-            budget = Budget(parse_budget(opts.budget), opts.tolerance or base.get("tolerance", 0.05),
-                            opts.divisor or base.get("divisor", 8))
-        elif cfg.get("budget"):
-            b = cfg["budget"]
-            budget = Budget(int(b["params"]), opts.tolerance or b["tolerance"], opts.divisor or b["divisor"])
-        else:
-            raise ConfigError("--baselines needs --budget (e.g. --budget 1.5M): the run has no budget to copy")
+        base = cfg.get("budget") or {}
+        if opts.budget is None and not base:
+            raise ConfigError("--baselines needs --budget (e.g. --budget 1.5M): there is no run budget to copy")
+        budget = Budget(
+            parse_budget(opts.budget) if opts.budget is not None else int(base["params"]),
+            check_tolerance(opts.tolerance if opts.tolerance is not None else base.get("tolerance", 0.05)),
+            check_divisor(opts.divisor if opts.divisor is not None else base.get("divisor", 8)),
+        )
         candidates += select.baselines(opts.baseline_names or None, budget, shape)
     candidates = select.dedupe(candidates)
     select.verify_params(candidates, shape)
@@ -328,7 +336,8 @@ def retrain_one(
     measured = measure_trained(model, data, fidelity, device=trainer.device, split="test")
     model = model.to("cpu").float().eval()
     onnx_input = data.normalize(data.test_x[:8].to("cpu"))
-    lat = latency_ms(model, torch.randn(1, shape.in_channels, shape.resolution, shape.resolution))
+    lat = latency_ms(model, torch.randn(1, shape.in_channels, shape.resolution, shape.resolution), repeats=50,
+                     warmup=10)
     save_export(model, c.arch, folder, in_channels=shape.in_channels, num_classes=shape.num_classes,
                 resolution=shape.resolution,
                 extra={"dataset": data.name, "class_names": list(data.class_names), "mean": list(data.mean),
@@ -494,7 +503,7 @@ def run_retrain(opts: RetrainOptions, console: Any) -> RetrainOutcome:
     failed = sum(m.get("status") != "complete" for m in results)
     rows, audit = summarize(plan)
     return RetrainOutcome(plan.out_dir, rows, audit, len(results), len(plan.done), failed,
-                          time.monotonic() - started)
+                          time.monotonic() - started, plan.interference)
 
 
 def _clock(seconds: float) -> str:
@@ -581,7 +590,8 @@ def _run_on_ray(plan: Plan, opts: RetrainOptions, console: Any) -> list[dict[str
                 metrics_path = jobs[i].folder / METRICS_NAME
                 if result["status"] != "error" and metrics_path.is_file():
                     m = json.loads(metrics_path.read_text())
-                console.print(_done_line(len(done), len(jobs), jobs[i], m, time.monotonic() - t0))
+                # print(), not the rich console: Tune pickles its callbacks, and a Console holds a lock
+                print(_done_line(len(done), len(jobs), jobs[i], m, time.monotonic() - t0), flush=True)
 
         console.print(f"Ray: {cpus} CPU(s); {workers} candidate(s) at a time, {per} CPU(s) and {gpus:g} GPU(s) each")
         attempt = len(list((plan.out_dir / "ray").glob("tune-*"))) if (plan.out_dir / "ray").exists() else 0

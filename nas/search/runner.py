@@ -94,7 +94,8 @@ def _open_storage(url: str) -> Any:
     import optuna
 
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else {})
+        engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"cannot open the Optuna storage {url!r}: {first}") from None
@@ -178,7 +179,8 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
               f"space {config['space_name']} ({space.size():,} architectures), budget "
               f"{budget.describe() if budget else 'none'}, sampler {config['sampler']}, "
               f"objectives {', '.join(o['name'] + ' (' + o['direction'][:3] + ')' for o in objectives)}\n"
-              f"fidelity {fidelity.describe()}; data {data.name} ({len(data.train_y):,} train / {len(data.val_y):,} val)")
+              f"fidelity {fidelity.describe()}; "
+              f"data {data.name} ({len(data.train_y):,} train / {len(data.val_y):,} val)")
     console.print(header)
     if resume:
         console.print(f"resuming: {len(records)} of {total} trials kept, {reran} interrupted trial(s) re-queued")
@@ -209,7 +211,9 @@ def _new_run(opts: SearchOptions) -> tuple[dict[str, Any], RunStore]:
     name = opts.run or _run_name(target.space.name, target.budget)
     store = RunStore(_run_path(opts) if opts.run else opts.results_dir / name)
     if store.root.exists() and any(store.root.iterdir()):
-        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another --run")
+        raise RunStoreError(
+            f"run folder {store.root} already exists; add --resume to continue it, or pick another --run"
+        )
     budget = target.budget
     config = {
         "name": store.root.name,
@@ -302,7 +306,7 @@ def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: 
         }
 
         def on_record(record: dict[str, Any], st: SearchState) -> None:
-            console.print(_progress_line(record, st, objectives))
+            console.print(_progress_line(record, st, objectives), soft_wrap=True)
 
         searcher = StudySearcher(study=study, space=space, budget=budget, shape=shape, store=store,
                                  objectives=objectives, trial_config=trial_config, fidelity_name=fidelity.name,
@@ -320,7 +324,7 @@ def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: 
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
-                                        max_concurrent_trials=workers, reuse_actors=False),
+                                        max_concurrent_trials=workers, reuse_actors=True),
             run_config=tune.RunConfig(name=f"tune-{attempt}", storage_path=str(store.root / "ray"), verbose=0,
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )

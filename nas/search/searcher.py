@@ -119,7 +119,9 @@ class StudySearcher(Searcher):
                 self.study.tell(trial, state=_failed())
                 infeasible += 1
                 if infeasible >= MAX_INFEASIBLE_IN_A_ROW:
-                    raise BudgetError(f"{infeasible} proposals in a row could not meet the budget; last: {exc}") from None
+                    raise BudgetError(
+                        f"{infeasible} proposals in a row could not meet the budget; last: {exc}"
+                    ) from None
                 continue
             arch_hash = solved.arch.semantic_hash
             trial.set_user_attr("arch", solved.arch.to_string())
@@ -179,8 +181,8 @@ class StudySearcher(Searcher):
             if record["status"] == "complete":
                 self._reuse(waiting, record)
             else:
-                self._finish(waiting, {**record, "trial_id": waiting.number, "reused": True,
-                                       "reason": f"same architecture as trial {record['trial_id']}: {record['reason']}"})
+                why = f"same architecture as trial {record['trial_id']}: {record['reason']}"
+                self._finish(waiting, {**record, "trial_id": waiting.number, "reused": True, "reason": why})
 
     # ---- helpers -----------------------------------------------------------------------
     def _reuse(self, trial: Any, source: dict[str, Any]) -> None:

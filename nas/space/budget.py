@@ -42,7 +42,7 @@ def parse_budget(text: str | int | float) -> int:
     value = float(m.group(1)) * _SUFFIX[m.group(2)]
     if not math.isfinite(value) or value < 1 or value != round(value):
         raise BudgetError(f"budget {text!r} must be a positive whole number of parameters")
-    return int(round(value))
+    return round(value)
 
 
 def check_tolerance(tolerance: float) -> float:
