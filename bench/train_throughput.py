@@ -3,8 +3,10 @@
 The plain loop is what one writes without the Trainer: float32 NCHW images normalised once on the CPU, a
 ``TensorDataset`` read by ``DataLoader(shuffle=True)``, the same optimizer, schedule, gradient clipping and loss,
 no channels_last. The two run alternately (A B A B ...) on equal image counts in one process, after one untimed
-warm-up each, with the same number of torch threads. Then one ``nas.evaluate.evaluate`` at the quick fidelity
-gives the share of a trial's wall time spent on accuracy + interference metrics.
+warm-up each, with the same number of torch threads; the target is judged on the median of the per-round A/B
+ratios, which a burst of load from another process on the shared machine moves less than the totals. Then one
+``nas.evaluate.evaluate`` at the quick fidelity gives the share of a trial's wall time spent on the metrics
+(accuracy + interference suite).
 """
 
 from __future__ import annotations
@@ -153,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a summary; exit 1 when a target is missed (never with --quick-check)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both loops (default 2)")
-    parser.add_argument("--rounds", type=int, help="A/B rounds per architecture (default 3; 1 with --quick-check)")
-    parser.add_argument("--images", type=int, help="images per round and side (default 640; 128 with --quick-check)")
+    parser.add_argument("--rounds", type=int, help="A/B rounds per architecture (default 5; 1 with --quick-check)")
+    parser.add_argument("--images", type=int, help="images per round and side (default 384; 128 with --quick-check)")
     parser.add_argument("--train-images", type=int,
                         help="training images for the metrics-share run (default: quick's; 128 with --quick-check)",
                         )
@@ -162,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick-check", action="store_true", help="few images, one round: a CI smoke run")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (1 if args.quick_check else 3)
-    images = args.images or (128 if args.quick_check else 640)
+    rounds = args.rounds or (1 if args.quick_check else 5)
+    images = args.images or (128 if args.quick_check else 384)
     if args.threads < 1 or rounds < 1 or images < 1:
         parser.error("--threads, --rounds and --images must be positive")
 
@@ -185,7 +187,6 @@ def main(argv: list[str] | None = None) -> int:
         a, b, internal = compare(arch, data, quick, images=images, rounds=rounds, threads=args.threads, seed=args.seed)
         ratio = a.images_per_s / b.images_per_s
         paired = statistics.median(x / y for x, y in zip(a.rounds, b.rounds, strict=True))
-        ratios_ok &= ratio >= RATIO_TARGET
         family = arch.stages[0].block
         print(f"\n{family}: {arch.to_string()} ({params:,} params)")
         print(f"  A Trainer   : {a.images_per_s:7.1f} img/s over {a.images:,} images (per round: "
@@ -193,11 +194,13 @@ def main(argv: list[str] | None = None) -> int:
               f"median {internal:.1f})")
         print(f"  B plain loop: {b.images_per_s:7.1f} img/s over {b.images:,} images (per round: "
               f"{', '.join(f'{v:.1f}' for v in b.rounds)})")
-        print(f"  ratio A/B {ratio:.2f}x (median of per-round ratios {paired:.2f}x); target >= {RATIO_TARGET}x: "
-              f"{'met' if ratio >= RATIO_TARGET else 'MISSED'}")
+        met = paired >= RATIO_TARGET
+        ratios_ok &= met
+        print(f"  ratio A/B: median of per-round ratios {paired:.2f}x (judged; robust to bursts of load from other "
+              f"users), of totals {ratio:.2f}x; target >= {RATIO_TARGET}x: {'met' if met else 'MISSED'}")
         lines.append(f"{family:9s} {params:>9,} params: Trainer {a.images_per_s:7.1f} img/s, plain "
-                     f"{b.images_per_s:7.1f} img/s, ratio {ratio:.2f}x (target >= {RATIO_TARGET}x: "
-                     f"{'met' if ratio >= RATIO_TARGET else 'MISSED'})")
+                     f"{b.images_per_s:7.1f} img/s, ratio {paired:.2f}x per-round median, {ratio:.2f}x of "
+                     f"totals (target >= {RATIO_TARGET}x: {'met' if met else 'MISSED'})")
 
     train_images = args.train_images or (128 if args.quick_check else None)
     fid = quick if train_images is None else dataclasses.replace(
@@ -210,13 +213,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{fid.probe_images} probe + {fid.val_images} validation images")
     m = evaluate(arch, data, fid, seed=args.seed, threads=args.threads).metrics
     share = m["metrics_s"] / m["wall_s"]
-    share_ok = share <= METRICS_SHARE_TARGET
-    note = "" if fid is quick else " (not the quick fidelity: the target does not apply)"
+    at_quick = fid is quick
+    share_ok = share <= METRICS_SHARE_TARGET or not at_quick
+    verdict = ("met" if share <= METRICS_SHARE_TARGET else "MISSED") if at_quick else "n/a: not the quick fidelity"
     print(f"  wall {m['wall_s']:.1f} s = train {m['train_s']:.1f} s + metrics {m['metrics_s']:.2f} s + build/MACs "
           f"{m['wall_s'] - m['train_s'] - m['metrics_s']:.1f} s; accuracy {m['accuracy']:.3f}, "
           f"polysemanticity {m['polysemanticity']:.3f}")
     share_line = (f"metrics share {share:.1%} of trial wall time at {fid.name} (target <= "
-                  f"{METRICS_SHARE_TARGET:.0%}: {'met' if share_ok else 'MISSED'}){note}")
+                  f"{METRICS_SHARE_TARGET:.0%} at quick: {verdict})")
     print("  " + share_line)
 
     print("\n== summary " + "=" * 60)

@@ -21,7 +21,9 @@ def _console() -> Any:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    from nas.search.store import jsonable
+
+    print(json.dumps(jsonable(data), indent=2, default=str, allow_nan=False))
 
 
 # ---- shared option groups -----------------------------------------------------------
@@ -67,7 +69,8 @@ def cmd_space_validate(args: argparse.Namespace) -> int:
 
     for path in args.files:
         space = Space.from_file(path)
-        print(f"{path}: ok — space {space.name!r}, {space.size():,} architectures")
+        size = space.size()
+        print(f"{path}: ok — space {space.name!r}, {size:,} architecture{'s' if size != 1 else ''}")
     return 0
 
 
@@ -121,13 +124,17 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     if space is None:
         raise SpaceError(f"{args.file!r} is not a space file")
     shape = _shape(args, target.input)
-    solved = sample_solved(space, args.n, seed=args.seed, budget=target.budget, shape=shape)
+    sample = sample_solved(space, args.n, seed=args.seed, budget=target.budget, shape=shape)
+    solved = sample.solved
     if args.check:
         _forward_check(solved, shape)
     rows = [{"params": s.params, "hash": s.arch.semantic_hash, "arch": s.arch.to_string()} for s in solved]
     if args.json:
         _print_json(rows)
         return 0
+    console = _console()
+    for arch in sample.infeasible:
+        console.print(f"skipped (no widths meet the budget window): {arch}", soft_wrap=True)
     from rich.table import Table
 
     from nas.space import format_count
@@ -135,7 +142,6 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
     table = Table("#", "params", "hash", "architecture", title=_sample_title(space.name, target.budget, args))
     for i, r in enumerate(rows):
         table.add_row(str(i), f"{r['params']:,}", r["hash"], r["arch"])
-    console = _console()
     console.print(table)
     if target.budget is not None:
         counts = [r["params"] for r in rows]
@@ -363,7 +369,8 @@ def _print_front(console: Any, outcome: Any) -> None:
         console.print("no complete trial: the Pareto front is empty")
         return
     names = [o["name"] for o in outcome.objectives]
-    table = Table("trial", *names, "params", "MACs", "architecture", title="Pareto front")
+    table = Table("trial", *names, "params", "MACs", title="Pareto front")
+    table.add_column("architecture", overflow="fold")
     from nas.space import format_count
 
     for r in outcome.front:

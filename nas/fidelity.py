@@ -133,7 +133,7 @@ FIDELITIES: dict[str, Fidelity] = {
         augment=False,
         probe_images=500,
         val_images=1000,
-        eval_batch_size=250,
+        eval_batch_size=32,
     ),
     # A firmer proxy (~10-15 minutes on 2 CPU threads, seconds on a GPU).
     "standard": Fidelity(
@@ -151,7 +151,7 @@ FIDELITIES: dict[str, Fidelity] = {
         augment=True,
         probe_images=1000,
         val_images=None,
-        eval_batch_size=500,
+        eval_batch_size=128,
     ),
     # Retraining the winners; meant for a GPU. SGD Nesterov, lr 0.1 x batch / 256.
     "full": Fidelity(

@@ -46,6 +46,40 @@ def fit(arch: Architecture, budget: Budget | None, shape: Shape) -> Solved:
     return Solved(arch, count_params(arch, in_channels=shape.in_channels, num_classes=shape.num_classes))
 
 
-def sample_solved(space: Space, n: int, *, seed: int, budget: Budget | None, shape: Shape) -> list[Solved]:
-    """``n`` distinct architectures of ``space`` (seeded), each fitted to the budget."""
-    return [fit(arch, budget, shape) for arch in space.sample_distinct(n, seed)]
+@dataclass(frozen=True)
+class Sample:
+    """Fitted architectures, and the draws skipped because no width of theirs meets the budget window."""
+
+    solved: list[Solved]
+    infeasible: list[str]
+
+
+def sample_solved(space: Space, n: int, *, seed: int, budget: Budget | None, shape: Shape) -> Sample:
+    """``n`` distinct architectures of ``space`` (seeded), each fitted to the budget.
+
+    A draw the budget solver cannot fit (rounding puts it outside the tolerance window) is skipped and
+    named, as the search skips it; when no draw at all fits, the solver's error is raised.
+    """
+    import random
+
+    from nas.errors import BudgetError, SpaceError
+
+    size = space.size()
+    if n > size:
+        raise SpaceError(f"space {space.name!r} has only {size} distinct architectures; asked for {n}")
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    solved: list[Solved] = []
+    infeasible: list[str] = []
+    while len(solved) < n and len(seen) < size:
+        arch = space.sample(rng)
+        if arch.semantic_hash in seen:
+            continue
+        seen.add(arch.semantic_hash)
+        try:
+            solved.append(fit(arch, budget, shape))
+        except BudgetError:
+            infeasible.append(arch.to_string())
+            if not solved and len(infeasible) >= 20:
+                raise
+    return Sample(solved, infeasible)

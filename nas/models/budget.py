@@ -125,8 +125,8 @@ def solve_budget(
     smallest = count(widths)
     if smallest > budget:
         raise BudgetError(
-            f"no width fits a budget of {budget:,} parameters: with every width at its minimum ({divisor}) "
-            f"{reference} already has {smallest:,} parameters ({in_channels} input channels, {num_classes} "
+            f"no width fits a budget of {budget:,} parameters: even with every width at the minimum of {divisor} "
+            f"channels, {reference} has {smallest:,} parameters ({in_channels} input channels, {num_classes} "
             "classes). Raise the budget, use a smaller divisor, or a shallower/cheaper architecture."
         )
 

@@ -390,6 +390,5 @@ def _front(study: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
     except ValueError:  # no complete trial
         return []
-    front = [by_id[t.number] for t in best if t.number in by_id]
-    key = front[0] and next(iter(k for k in ("accuracy",) if k in front[0]), None) if front else None
-    return sorted(front, key=lambda r: -(r.get(key) or 0.0)) if key else front
+    front = list({by_id[t.number]["arch_hash"]: by_id[t.number] for t in reversed(best) if t.number in by_id}.values())
+    return sorted(front, key=lambda r: -(r.get("accuracy") or 0.0))

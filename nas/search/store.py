@@ -41,17 +41,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n")
 
 
-def _jsonable(value: Any) -> Any:
-    """NaN/inf become null, so the files stay strict JSON."""
+def jsonable(value: Any) -> Any:
+    """NaN/inf become null, so the files (and --json output) stay strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -83,7 +83,7 @@ class RunStore:
     def write_config(self, config: dict[str, Any]) -> None:
         import yaml
 
-        atomic_write_text(self.run_yaml, yaml.safe_dump(_jsonable(config), sort_keys=False))
+        atomic_write_text(self.run_yaml, yaml.safe_dump(jsonable(config), sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
         import yaml
