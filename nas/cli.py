@@ -139,7 +139,8 @@ def cmd_space_sample(args: argparse.Namespace) -> int:
 
     from nas.space import format_count
 
-    table = Table("#", "params", "hash", "architecture", title=_sample_title(space.name, target.budget, args))
+    table = Table("#", "params", "hash", title=_sample_title(space.name, target.budget, args))
+    table.add_column("architecture", overflow="fold")
     for i, r in enumerate(rows):
         table.add_row(str(i), f"{r['params']:,}", r["hash"], r["arch"])
     console.print(table)
@@ -258,8 +259,11 @@ def resolve_fidelity(args: argparse.Namespace) -> Any:
         overrides[key.strip()] = _scalar(yaml.safe_load(value))
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    preset = get_fidelity(args.fidelity)
+    if "epochs" in overrides and "warmup_epochs" not in overrides:  # a shorter run gets a shorter warm-up
+        overrides["warmup_epochs"] = preset.warmup_epochs * overrides["epochs"] / preset.epochs
     base = get_fidelity(args.fidelity, **overrides)
-    changed = {k: v for k, v in overrides.items() if getattr(get_fidelity(args.fidelity), k) != v}
+    changed = {k: v for k, v in overrides.items() if getattr(preset, k) != v}
     if not changed:
         return base
     label = args.fidelity + "+" + ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
