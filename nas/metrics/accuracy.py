@@ -55,7 +55,7 @@ def predict_logits(
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     """Logits ``(N, num_classes)`` of ``model`` (already on ``device``) for uint8 images, on ``device``."""
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.inference_mode():
         outs = [
             model(xb)
             for xb, _ in normalized_batches(x_uint8, normalize=normalize, batch_size=batch_size, device=device)
@@ -83,7 +83,7 @@ def accuracy(
     if len(x_uint8) == 0:
         raise ValueError("accuracy needs at least one image")
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.inference_mode():
         for xb, yb in normalized_batches(x_uint8, y, normalize=normalize, batch_size=batch_size, device=device):
             assert yb is not None
             correct += (model(xb).argmax(dim=1) == yb).sum()

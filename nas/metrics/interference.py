@@ -381,7 +381,7 @@ def interference_suite(
 
     handles = [m.register_forward_hook(make_hook(acc)) for m, acc in zip(probe_modules, accs, strict=True)]
     try:
-        with eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.inference_mode():
             for xb, yb in batches:
                 current["labels"] = yb
                 model(xb)
