@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import torch
 
+from nas.cli import main
 from nas.errors import CheckpointError, ConfigError
 from nas.retrain import audit, export, select
-from nas.retrain.cli import main
 from nas.retrain.runner import CHECKPOINT_NAME, METRICS_NAME, RETRAIN_COLUMNS, Job, preflight
 from nas.search.store import TRIAL_COLUMNS, RunStore
 
@@ -220,7 +220,8 @@ _KILLED = """
 import sys, time
 import torch
 torch.set_num_threads(1)
-from nas.retrain.cli import build_parser, options_from_args
+from nas.cli import build_parser
+from nas.retrain.cli import options_from_args
 from nas.retrain.runner import plan_retrain, retrain_one
 
 def pause(epoch, model):

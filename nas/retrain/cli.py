@@ -1,14 +1,10 @@
-"""The `nas retrain` subcommand: ``add_parser(subparsers)`` registers it; ``main`` runs it on its own."""
+"""The `nas retrain` subcommand: ``add_parser(subparsers)`` registers it on the `nas` parser."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from nas.errors import NASError
 
 DESCRIPTION = (
     "Retrain networks at full fidelity (checkpoint every epoch, --resume after a kill), measure test accuracy, "
@@ -132,27 +128,3 @@ def _print_audit(console: Any, correlations: Any) -> None:
     console.print(audit)
     for note in dict.fromkeys(notes):
         console.print(f"  [dim]{note}[/dim]")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """A parser with only the ``retrain`` subcommand (for ``python -m nas.retrain.cli retrain …``)."""
-    parser = argparse.ArgumentParser(prog="nas")
-    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run, print a NASError as one message and return 2 (as ``nas.cli.main`` does)."""
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args) or 0)
-    except NASError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
