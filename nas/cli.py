@@ -367,8 +367,9 @@ def _print_front(console: Any, outcome: Any) -> None:
     from rich.table import Table
 
     done = len(outcome.records)
-    failed = sum(r["status"] != "complete" for r in outcome.records)
-    console.print(f"\n{done} trial(s), {failed} failed, wall {outcome.wall_s / 60:.1f} min")
+    failed = sum(r["status"] == "failed" for r in outcome.records)
+    pruned = sum(r["status"] == "pruned" for r in outcome.records)
+    console.print(f"\n{done} trial(s), {failed} failed, {pruned} pruned, wall {outcome.wall_s / 60:.1f} min")
     if not outcome.front:
         console.print("no complete trial: the Pareto front is empty")
         return

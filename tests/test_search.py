@@ -175,3 +175,18 @@ def test_resume_needs_a_run_and_names_are_not_reused(tmp_path: Path, capsys: pyt
     (tmp_path / "taken" / "run.yaml").write_text("name: taken\n")
     assert _search(tmp_path, "taken", "--dataset", "synthetic") == 2
     assert "already exists; add --resume" in capsys.readouterr().err
+
+
+def test_asha_prunes_and_the_study_knows(tmp_path: Path) -> None:
+    code = _search(tmp_path, "asha", "--trials", "6", "--dataset", "synthetic", "--budget", "20k", *TINY,
+                   "--set", "epochs=3", "--workers", "2", "--cpus-per-trial", "1", "--scheduler", "asha")
+    assert code == 0
+    rows = _rows(tmp_path / "asha")
+    assert len(rows) == 6 and {r["status"] for r in rows} <= {"complete", "pruned"}
+    states = {t.number: t.state.name for t in _study(tmp_path / "asha").trials}
+    for r in rows:
+        if r["status"] == "pruned":
+            assert r["reason"].startswith("stopped by ASHA") and int(r["epochs"]) < 3
+            assert states[int(r["trial_id"])] == "PRUNED"
+        else:
+            assert int(r["epochs"]) == 3 and states[int(r["trial_id"])] == "COMPLETE"

@@ -167,7 +167,8 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
     state = SearchState(total=total)
     records = store.records()
     state.done = len(records)
-    state.failed = sum(r["status"] != "complete" for r in records)
+    state.failed = sum(r["status"] == "failed" for r in records)
+    state.pruned = sum(r["status"] == "pruned" for r in records)
     state.reused = sum(bool(r.get("reused")) for r in records)
     for r in records:
         if r["status"] == "complete":
@@ -371,7 +372,7 @@ def _progress_line(record: dict[str, Any], st: SearchState, objectives: list[dic
             if record["status"] == "complete" else record.get("reason", "")[:90])
     return (f"[{st.done}/{st.total}] trial {record['trial_id']} {status}: {what} | "
             f"{format_count(record.get('params') or 0)} params {record['arch']}\n"
-            f"    running {st.running}, failed {st.failed}, reused {st.reused} | best acc {_fmt(st.best_accuracy)}"
+            f"    running {st.running}, failed {st.failed}, pruned {st.pruned}, reused {st.reused} | best acc {_fmt(st.best_accuracy)}"
             + (f", lowest {inter} {_fmt(st.lowest_interference)}" if inter else "")
             + f" | elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
 

@@ -40,6 +40,7 @@ class SearchState:
     total: int
     done: int = 0
     failed: int = 0
+    pruned: int = 0
     reused: int = 0
     running: int = 0
     best_accuracy: float = float("nan")
@@ -206,7 +207,8 @@ class StudySearcher(Searcher):
         if record["status"] == "complete" and not record["reused"]:
             self.evaluated.setdefault(record["arch_hash"], record)
         self.state.done += 1
-        self.state.failed += record["status"] != "complete"
+        self.state.failed += record["status"] == "failed"
+        self.state.pruned += record["status"] == "pruned"
         self.state.reused += record["reused"]
         if record["status"] == "complete":
             self._update_best(record)
