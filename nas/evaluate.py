@@ -7,7 +7,6 @@ that interference numbers of different trials are comparable.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +144,3 @@ def evaluate(
         "wall_s": wall,
     }
     return Evaluation(arch=arch, model=model, metrics=metrics)
-
-
-def finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)

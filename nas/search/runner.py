@@ -50,7 +50,6 @@ class SearchOptions:
     seed: int = 0
     scheduler: str | None = None
     results_dir: Path = field(default_factory=lambda: Path("results"))
-    test_fail_hash: str | None = None  # test hook: this architecture "diverges"
 
 
 @dataclass
@@ -133,6 +132,10 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
         config = store.read_config()
         if opts.trials is not None:
             config["trials"] = opts.trials
+        # Execution settings not given again are the run's own.
+        opts.workers = opts.workers or config.get("workers")
+        opts.cpus_per_trial = opts.cpus_per_trial or config.get("cpus_per_trial")
+        opts.gpus_per_trial = opts.gpus_per_trial or config.get("gpus_per_trial") or 0.0
     else:
         config, store = _new_run(opts)
 
@@ -229,6 +232,9 @@ def _new_run(opts: SearchOptions) -> tuple[dict[str, Any], RunStore]:
         "population": opts.population or default_population(trials),
         "fidelity": fidelity.to_dict(),
         "scheduler": opts.scheduler,
+        "workers": opts.workers,
+        "cpus_per_trial": opts.cpus_per_trial,
+        "gpus_per_trial": opts.gpus_per_trial,
         "dataset": opts.dataset,
         "data_dir": opts.data_dir,
         "resolution": opts.resolution,
@@ -303,7 +309,6 @@ def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: 
             "device": device,
             "objectives": [o["name"] for o in objectives],
             "report_epochs": config.get("scheduler") == "asha",
-            "test_fail_hash": opts.test_fail_hash,
         }
 
         def on_record(record: dict[str, Any], st: SearchState) -> None:
@@ -311,7 +316,7 @@ def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: 
 
         searcher = StudySearcher(study=study, space=space, budget=budget, shape=shape, store=store,
                                  objectives=objectives, trial_config=trial_config, fidelity_name=fidelity.name,
-                                 fidelity_epochs=fidelity.epochs, state=state, on_record=on_record)
+                                 state=state, on_record=on_record)
         scheduler = None
         if config.get("scheduler") == "asha":
             from ray.tune.schedulers import ASHAScheduler
@@ -372,7 +377,8 @@ def _progress_line(record: dict[str, Any], st: SearchState, objectives: list[dic
             if record["status"] == "complete" else record.get("reason", "")[:90])
     return (f"[{st.done}/{st.total}] trial {record['trial_id']} {status}: {what} | "
             f"{format_count(record.get('params') or 0)} params {record['arch']}\n"
-            f"    running {st.running}, failed {st.failed}, pruned {st.pruned}, reused {st.reused} | best acc {_fmt(st.best_accuracy)}"
+            f"    running {st.running}, failed {st.failed}, pruned {st.pruned}, reused {st.reused} | "
+            f"best acc {_fmt(st.best_accuracy)}"
             + (f", lowest {inter} {_fmt(st.lowest_interference)}" if inter else "")
             + f" | elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
 

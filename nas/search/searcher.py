@@ -62,7 +62,6 @@ class StudySearcher(Searcher):
         objectives: list[dict[str, str]],
         trial_config: dict[str, Any],
         fidelity_name: str,
-        fidelity_epochs: int,
         state: SearchState,
         on_record: Callable[[dict[str, Any], SearchState], None],
     ) -> None:
@@ -75,7 +74,6 @@ class StudySearcher(Searcher):
         self.objectives = objectives
         self.trial_config = trial_config
         self.fidelity_name = fidelity_name
-        self.fidelity_epochs = fidelity_epochs
         self.state = state
         self.on_record = on_record
         self.closed = False  # set on Ctrl-C: late callbacks must not record in-flight trials
