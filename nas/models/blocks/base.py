@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
@@ -13,7 +14,7 @@ from nas.space.architecture import Stage
 from nas.space.vocabulary import FAMILIES
 
 
-class Block(nn.Module):
+class Block(nn.Module, ABC):
     """One block: ``Block(c_in, c_out, stride, stage)`` maps N x c_in x H x W to N x c_out x ceil(H/s) x ceil(W/s).
 
     The stage supplies the choices (expansion, kernel, activation, depthwise, norm); its ``width`` and
@@ -34,9 +35,9 @@ class Block(nn.Module):
         self.post = nn.Identity()
 
     @classmethod
+    @abstractmethod
     def count_params(cls, c_in: int, c_out: int, stride: int, stage: Stage) -> int:
         """Learnable parameters of ``cls(c_in, c_out, stride, stage)``, computed without tensors."""
-        raise NotImplementedError
 
     @property
     def residual(self) -> str:
