@@ -21,7 +21,7 @@ def _console() -> Any:
 
 
 def _print_json(data: Any) -> None:
-    from nas.search.store import jsonable
+    from nas.atomic import jsonable
 
     print(json.dumps(jsonable(data), indent=2, default=str, allow_nan=False))
 

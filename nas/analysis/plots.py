@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +12,7 @@ import numpy as np
 from nas.analysis.features import MIXED, NOT_APPLICABLE
 from nas.analysis.objectives import Objective
 from nas.analysis.stats import Importances, ecdf
+from nas.atomic import atomic_write_bytes
 from nas.space.vocabulary import FAMILIES
 
 if TYPE_CHECKING:
@@ -54,19 +53,6 @@ def save(fig: Figure, path: Path) -> Path:
     fig.savefig(buf, format="png", dpi=DPI)
     atomic_write_bytes(path, buf.getvalue())
     return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a report is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _axis_label(obj: Objective) -> str:

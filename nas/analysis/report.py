@@ -22,8 +22,8 @@ from nas.analysis.objectives import (
     resolve_objectives,
 )
 from nas.analysis.pareto import ReferencePoint, front_ranks, hypervolume_history, loss_matrix, reference_point
-from nas.analysis.plots import atomic_write_bytes
 from nas.analysis.store import Run, load_run
+from nas.atomic import atomic_write_bytes
 from nas.errors import ConfigError, RunStoreError
 
 if TYPE_CHECKING:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from nas.analysis.store import TRIAL_COLUMNS
+from nas.atomic import atomic_write_text
 from nas.space.architecture import Architecture, Head, Stage, Stem
 from nas.space.vocabulary import ACTIVATIONS, FAMILIES
 
@@ -171,22 +170,12 @@ def write_synthetic_run(
         "versions": {"nas": "0.1.0"},
         "git_sha": "synthetic",
     }
-    _atomic_write(path / "run.yaml", yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(path / "run.yaml", yaml.safe_dump(config, sort_keys=False))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(TRIAL_COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(synthetic_rows(n_trials, seed, fidelities))
-    _atomic_write(path / "trials.csv", buf.getvalue())
+    atomic_write_text(path / "trials.csv", buf.getvalue())
     return path
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

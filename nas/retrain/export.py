@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from nas.atomic import atomic_path, atomic_write_json
 from nas.errors import CheckpointError, ConfigError, NASError
-from nas.search.store import atomic_write_json
 from nas.space.architecture import Architecture
 
 WEIGHTS_NAME = "model.safetensors"
@@ -47,15 +46,8 @@ def save_export(
 
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    weights = folder / WEIGHTS_NAME
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": str(EXPORT_FORMAT), "arch": arch.to_string()})
-        os.replace(tmp, weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"format": str(EXPORT_FORMAT), "arch": arch.to_string()})
     info = {
         "format": EXPORT_FORMAT,
         "arch": arch.to_string(),
@@ -69,7 +61,7 @@ def save_export(
         **(extra or {}),
     }
     atomic_write_json(folder / ARCH_NAME, info)
-    return weights, folder / ARCH_NAME
+    return folder / WEIGHTS_NAME, folder / ARCH_NAME
 
 
 def _paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -159,32 +151,27 @@ def export_onnx(model: nn.Module, path: Path, example: torch.Tensor, *, opset: i
 
     model = model.to("cpu").eval()
     example = example.to("cpu", torch.float32).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(
-                model, (example,), tmp, dynamo=False, input_names=["images"], output_names=["logits"],
-                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
-            )
-        session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        got = session.run(None, {"images": example.numpy()})[0]
-        with torch.inference_mode():
-            want = model(example).float().numpy()
-        diff = float(np.abs(got - want).max())
-        if not diff <= ONNX_TOLERANCE:
-            raise ExportError(
-                f"the ONNX export of {path.parent.name} gives logits up to {diff:.2e} away from PyTorch's "
-                f"(tolerance {ONNX_TOLERANCE:g}); the file was not kept."
-            )
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # kept only when the re-run agrees
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+                torch.onnx.export(
+                    model, (example,), str(tmp), dynamo=False, input_names=["images"], output_names=["logits"],
+                    dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset,
+                )
+            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+            got = session.run(None, {"images": example.numpy()})[0]
+            with torch.inference_mode():
+                want = model(example).float().numpy()
+            diff = float(np.abs(got - want).max())
+            if not diff <= ONNX_TOLERANCE:
+                raise ExportError(
+                    f"the ONNX export of {path.parent.name} gives logits up to {diff:.2e} away from PyTorch's "
+                    f"(tolerance {ONNX_TOLERANCE:g}); the file was not kept."
+                )
     except ExportError:
         raise
     except Exception as exc:  # exporter and runtime raise many kinds; all mean "no usable ONNX file"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"ONNX export of {path.parent.name} failed: {first}") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return diff

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nas.atomic import atomic_write_json, atomic_write_text
 from nas.errors import CheckpointError, ConfigError, Diverged, NASError, RunStoreError
 from nas.fidelity import Fidelity
 from nas.retrain.select import Candidate, param_mismatch
 from nas.sampling import Shape
-from nas.search.store import atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits

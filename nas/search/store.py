@@ -10,12 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from nas.atomic import atomic_write_json, atomic_write_text, jsonable
 from nas.errors import RunStoreError
 
 TRIAL_COLUMNS: tuple[str, ...] = (
@@ -23,36 +21,6 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "seed", "accuracy", "polysemanticity", "overlap", "outliers", "dead_fraction", "train_images_per_s", "wall_s",
 )
 STATUSES = ("complete", "failed", "pruned")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n")
-
-
-def jsonable(value: Any) -> Any:
-    """NaN/inf become null, so the files (and --json output) stay strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 class RunStore:
