@@ -60,22 +60,16 @@ def sample_solved(space: Space, n: int, *, seed: int, budget: Budget | None, sha
     A draw the budget solver cannot fit (rounding puts it outside the tolerance window) is skipped and
     named, as the search skips it; when no draw at all fits, the solver's error is raised.
     """
-    import random
-
     from nas.errors import BudgetError, SpaceError
 
     size = space.size()
     if n > size:
         raise SpaceError(f"space {space.name!r} has only {size} distinct architectures; asked for {n}")
-    rng = random.Random(seed)
-    seen: set[str] = set()
     solved: list[Solved] = []
     infeasible: list[str] = []
-    while len(solved) < n and len(seen) < size:
-        arch = space.sample(rng)
-        if arch.semantic_hash in seen:
-            continue
-        seen.add(arch.semantic_hash)
+    for arch in space.distinct_samples(seed):
+        if len(solved) == n:
+            break
         try:
             solved.append(fit(arch, budget, shape))
         except BudgetError:

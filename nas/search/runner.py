@@ -16,7 +16,7 @@ from nas.errors import ConfigError, RunStoreError
 from nas.fidelity import Fidelity
 from nas.sampling import Shape
 from nas.search.objectives import SAMPLERS, default_population, make_sampler, resolve_objectives
-from nas.search.searcher import SearchState, StudySearcher, tell_record
+from nas.search.searcher import SearchState, StudySearcher, interference_objective, tell_record
 from nas.search.store import RunStore
 from nas.space import Budget, Space, format_count, load_target, parse_space
 
@@ -169,15 +169,8 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
 
     state = SearchState(total=total)
     records = store.records()
-    state.done = len(records)
-    state.failed = sum(r["status"] == "failed" for r in records)
-    state.pruned = sum(r["status"] == "pruned" for r in records)
-    state.reused = sum(bool(r.get("reused")) for r in records)
-    for r in records:
-        if r["status"] == "complete":
-            acc = r.get("accuracy")
-            if isinstance(acc, float) and not acc <= state.best_accuracy:
-                state.best_accuracy = acc
+    for record in records:
+        state.add(record, interference_objective(objectives))
     remaining = total - len(records)
     header = (f"run {config['name']} → {store.root}\n"
               f"space {config['space_name']} ({space.size():,} architectures), budget "
@@ -371,7 +364,7 @@ def _progress_line(record: dict[str, Any], st: SearchState, objectives: list[dic
     elapsed = time.monotonic() - st.started
     ran = max(1, st.done - st.reused)
     eta = elapsed / ran * max(0, st.total - st.done) if st.done else float("nan")
-    inter = next((o["name"] for o in objectives if o["name"] != "accuracy"), None)
+    inter = interference_objective(objectives)
     status = record["status"] + (" (reused)" if record.get("reused") else "")
     what = (f"acc {_fmt(record.get('accuracy'))}" + (f" {inter} {_fmt(record.get(inter))}" if inter else "")
             if record["status"] == "complete" else record.get("reason", "")[:90])

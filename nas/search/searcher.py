@@ -47,6 +47,21 @@ class SearchState:
     lowest_interference: float = float("nan")
     started: float = field(default_factory=time.monotonic)
 
+    def add(self, record: dict[str, Any], interference: str | None) -> None:
+        """Count one final trial record (``interference``: the interference objective's name, if any)."""
+        self.done += 1
+        self.failed += record["status"] == "failed"
+        self.pruned += record["status"] == "pruned"
+        self.reused += bool(record.get("reused"))
+        if record["status"] != "complete":
+            return
+        acc = record.get("accuracy")
+        if isinstance(acc, float) and not acc <= self.best_accuracy:
+            self.best_accuracy = acc
+        value = record.get(interference) if interference else None
+        if isinstance(value, float) and not value >= self.lowest_interference:
+            self.lowest_interference = value
+
 
 class StudySearcher(Searcher):
     """Asks the study for architectures, solves their budget, tells the study every outcome."""
@@ -204,25 +219,14 @@ class StudySearcher(Searcher):
         tell_record(self.study, trial, record, self.objectives)
         if record["status"] == "complete" and not record["reused"]:
             self.evaluated.setdefault(record["arch_hash"], record)
-        self.state.done += 1
-        self.state.failed += record["status"] == "failed"
-        self.state.pruned += record["status"] == "pruned"
-        self.state.reused += record["reused"]
-        if record["status"] == "complete":
-            self._update_best(record)
+        self.state.add(record, interference_objective(self.objectives))
         self.on_record(record, self.state)
         return record
 
-    def _update_best(self, record: dict[str, Any]) -> None:
-        acc = record.get("accuracy")
-        if isinstance(acc, float) and not acc <= self.state.best_accuracy:
-            self.state.best_accuracy = acc
-        for o in self.objectives:
-            if o["name"] != "accuracy":
-                v = record.get(o["name"])
-                if isinstance(v, float) and not v >= self.state.lowest_interference:
-                    self.state.lowest_interference = v
-                break
+
+def interference_objective(objectives: list[dict[str, str]]) -> str | None:
+    """The first objective that is not accuracy (the one the progress display calls interference)."""
+    return next((o["name"] for o in objectives if o["name"] != "accuracy"), None)
 
 
 def tell_record(study: Any, trial: Any, record: dict[str, Any], objectives: list[dict[str, str]]) -> None:

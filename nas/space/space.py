@@ -152,21 +152,27 @@ class Space:
         """One architecture, each decision drawn uniformly with ``rng``."""
         return self.build(lambda _key, values: values[rng.randrange(len(values))])
 
+    def distinct_samples(self, seed: int) -> Iterator[Architecture]:
+        """Draw with a seeded ``rng`` and yield each architecture not drawn before (by semantic hash)."""
+        rng = random.Random(seed)
+        seen: set[str] = set()
+        size = self.size()
+        attempts = 0
+        while len(seen) < size:
+            arch = self.sample(rng)
+            attempts += 1
+            if arch.semantic_hash not in seen:
+                seen.add(arch.semantic_hash)
+                yield arch
+            elif attempts > 1000 * (len(seen) + 1) + 10_000:
+                raise SpaceError(f"could not draw {len(seen) + 1} distinct architectures from {self.name!r}")
+
     def sample_distinct(self, n: int, seed: int) -> list[Architecture]:
         """``n`` distinct architectures (by semantic hash), reproducible for a seed."""
         size = self.size()
         if n > size:
             raise SpaceError(f"space {self.name!r} has only {size} distinct architectures; asked for {n}")
-        rng = random.Random(seed)
-        seen: dict[str, Architecture] = {}
-        attempts = 0
-        while len(seen) < n:
-            arch = self.sample(rng)
-            seen.setdefault(arch.semantic_hash, arch)
-            attempts += 1
-            if attempts > 1000 * n + 10_000:
-                raise SpaceError(f"could not draw {n} distinct architectures from {self.name!r}")
-        return list(seen.values())
+        return list(itertools.islice(self.distinct_samples(seed), n))
 
     def enumerate(self, limit: int = 100_000) -> Iterator[Architecture]:
         """Every distinct architecture, when the space has at most ``limit`` of them."""
