@@ -7,6 +7,13 @@ warm-up each, with the same number of torch threads; the target is judged on the
 ratios, which a burst of load from another process on the shared machine moves less than the totals. Then one
 ``nas.evaluate.evaluate`` at the quick fidelity gives the share of a trial's wall time spent on the metrics
 (accuracy + interference suite).
+
+Then bf16 against fp32, in the same process: the Trainer's own training images/s (forward + loss under bf16
+autocast vs plain fp32; parameters and optimizer fp32 in both) for the same two 1.5M nets at batch 64, the two
+precisions alternating round by round (judged on the median of per-round ratios), and the share of the machine's
+matrix-product peak each reaches: the peaks are measured here too (a large fp32 and a large bf16 ``torch.mm``,
+best of several), and training does about 3 x 2 x MACs FLOPs per image (forward, and a backward twice as costly),
+MACs from ``nas.complexity.count_macs``. ``--precision-only`` runs just this part.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import math
 import statistics
 import sys
 import time
@@ -25,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from nas.complexity import count_macs
 from nas.data import DatasetSplits, balanced_indices, load_dataset
 from nas.errors import DataError
 from nas.evaluate import evaluate
@@ -32,13 +41,16 @@ from nas.fidelity import Fidelity, get_fidelity
 from nas.models import build_model
 from nas.sampling import Shape, fit
 from nas.space import Architecture, Budget, Space
-from nas.train import Trainer, make_optimizer, make_scheduler
+from nas.train import Trainer, cpu_native_bf16, make_optimizer, make_scheduler, resolve_precision
 
 RATIO_TARGET = 1.3  # Trainer images/s >= 1.3 x the plain loop's
 METRICS_SHARE_TARGET = 0.05  # metrics_s / wall_s <= 5 % at the quick fidelity
 SPACE_FILE = Path(__file__).resolve().parents[1] / "search_spaces" / "bottleneck.yaml"
 BUDGET = Budget(params=1_500_000, tolerance=0.05, divisor=8)
 DEPTHS = {"s0.depth": 2, "s1.depth": 2, "s2.depth": 2, "s3.depth": 2}
+PRECISION_BATCH = 64  # the bf16 vs fp32 comparison's batch
+PRECISIONS = ("fp32", "bf16")
+MATMUL_SIZE = 2048  # n of the n x n x n matrix products that measure the peaks (512 with --quick-check)
 COMMON = {"net.expansion": 4, "net.activation": "relu", "net.depthwise": True, "net.kernel": 3, "net.norm": "batch"}
 
 
@@ -151,6 +163,103 @@ def compare(
     return a, b, statistics.median(internal)
 
 
+def matmul_peak(dtype: torch.dtype, n: int, repeats: int = 7) -> float:
+    """GFLOP/s of the best of ``repeats`` timed ``n x n @ n x n`` products in ``dtype`` (after one untimed one)."""
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    out = torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+@dataclass
+class PrecisionRow:
+    """bf16 against fp32 training for one net."""
+
+    family: str
+    params: int
+    macs: int  # per image
+    sides: dict[str, Side]
+    paired: float  # median of per-round bf16/fp32 ratios
+
+    def gflops(self, precision: str) -> float:
+        """Training GFLOP/s reached: images/s x 3 x 2 x MACs."""
+        return self.sides[precision].images_per_s * 6 * self.macs / 1e9
+
+
+def precision_compare(
+    arch: Architecture, data: DatasetSplits, base: Fidelity, *, images: int, rounds: int, threads: int, seed: int
+) -> dict[str, Side]:
+    """The Trainer's own training images/s at fp32 and bf16 (same init), alternating sides every round."""
+    torch.manual_seed(seed)
+    model = build_model(arch, in_channels=data.in_channels, num_classes=data.num_classes, resolution=data.resolution)
+    models = {p: copy.deepcopy(model) for p in PRECISIONS}
+    fids = {
+        p: dataclasses.replace(base, train_images=images, epochs=1, batch_size=PRECISION_BATCH, precision=p)
+        for p in PRECISIONS
+    }
+    trainer = Trainer(device="cpu", threads=threads, progress=False)
+    for p in PRECISIONS:  # untimed warm-ups: oneDNN creates its fp32 and bf16 primitives once
+        trainer.fit(models[p], data, dataclasses.replace(fids[p], train_images=2 * PRECISION_BATCH), seed=seed)
+    sides = {p: Side() for p in PRECISIONS}
+    for r in range(rounds):
+        for p in PRECISIONS if r % 2 == 0 else PRECISIONS[::-1]:  # ABBA: a drift in load favours neither side
+            result = trainer.fit(models[p], data, fids[p], seed=seed + r)
+            assert result.precision == p
+            sides[p].add(result.images_seen, result.images_seen / result.images_per_s)
+    return sides
+
+
+def precision_section(
+    archs: list[tuple[Architecture, int]], data: DatasetSplits, base: Fidelity, *, images: int, rounds: int,
+    threads: int, seed: int, matmul_n: int,
+) -> list[str]:
+    """Measure the peaks and bf16 vs fp32 training for each net; print the table, return the summary lines."""
+    auto = resolve_precision("auto", torch.device("cpu"))
+    print(f"\nbf16 vs fp32 training: batch {PRECISION_BATCH}, {threads} threads, {rounds} round(s) x {images} images "
+          f"per precision (Trainer's own images/s, precisions alternating); 'auto' resolves to {auto} on this CPU "
+          f"(native bf16: {cpu_native_bf16()})")
+    peaks = {"fp32": matmul_peak(torch.float32, matmul_n), "bf16": matmul_peak(torch.bfloat16, matmul_n)}
+    peak_line = (f"matrix-product peaks ({matmul_n}^3 torch.mm, best of 7): fp32 {peaks['fp32']:.0f} GFLOP/s, "
+                 f"bf16 {peaks['bf16']:.0f} GFLOP/s (bf16/fp32 {peaks['bf16'] / peaks['fp32']:.2f}x)")
+    print("  " + peak_line)
+    rows: list[PrecisionRow] = []
+    for arch, params in archs:
+        model = build_model(arch, in_channels=data.in_channels, num_classes=data.num_classes,
+                            resolution=data.resolution)
+        macs = count_macs(model, torch.zeros(1, data.in_channels, data.resolution, data.resolution))[0]
+        sides = precision_compare(arch, data, base, images=images, rounds=rounds, threads=threads, seed=seed)
+        paired = statistics.median(b / f for b, f in zip(sides["bf16"].rounds, sides["fp32"].rounds, strict=True))
+        rows.append(PrecisionRow(arch.stages[0].block, params, macs, sides, paired))
+
+    header = (f"  {'net':9s} {'params':>9s} {'MMACs/img':>9s} | {'fp32 img/s':>10s} {'bf16 img/s':>10s} "
+              f"{'bf16/fp32':>9s} | {'fp32 GFLOP/s':>12s} {'of fp32 peak':>12s} | {'bf16 GFLOP/s':>12s} "
+              f"{'of bf16 peak':>12s}")
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    lines = [peak_line]
+    for row in rows:
+        fp32, bf16 = row.sides["fp32"], row.sides["bf16"]
+        print(f"  {row.family:9s} {row.params:>9,} {row.macs / 1e6:>9.1f} | {fp32.images_per_s:>10.1f} "
+              f"{bf16.images_per_s:>10.1f} {row.paired:>8.2f}x | {row.gflops('fp32'):>12.1f} "
+              f"{row.gflops('fp32') / peaks['fp32']:>12.1%} | {row.gflops('bf16'):>12.1f} "
+              f"{row.gflops('bf16') / peaks['bf16']:>12.1%}")
+        lines.append(f"{row.family:9s} {row.params:>9,} params: bf16 {bf16.images_per_s:6.1f} img/s vs fp32 "
+                     f"{fp32.images_per_s:6.1f}, bf16/fp32 {row.paired:.2f}x (per-round median; "
+                     f"{bf16.images_per_s / fp32.images_per_s:.2f}x of totals); peak share fp32 "
+                     f"{row.gflops('fp32') / peaks['fp32']:.1%}, bf16 {row.gflops('bf16') / peaks['bf16']:.1%}")
+    print("  per-round bf16/fp32: " + "; ".join(
+        f"{row.family} " + ", ".join(f"{b / f:.2f}" for b, f in zip(row.sides["bf16"].rounds,
+                                                                      row.sides["fp32"].rounds, strict=True))
+        for row in rows))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print a summary; exit 1 when a target is missed (never with --quick-check)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="Fashion-MNIST folder (default: the Debian package's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick-check", action="store_true", help="few images, one round: a CI smoke run")
+    parser.add_argument("--precision-only", action="store_true",
+                        help="only the bf16 vs fp32 comparison (skip Trainer vs plain loop and the metrics share)")
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick_check else 5)
     images = args.images or (128 if args.quick_check else 384)
@@ -181,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{quick.label_smoothing:g}; {rounds} round(s) x {images} images per side, A = Trainer, B = plain loop")
 
     lines: list[str] = []
-    ratios_ok = True
+    ratios_ok = share_ok = True
+    share_line = ""
     archs = [pick_architecture(space, block, shape) for block in ("inverted", "basic")]
-    for arch, params in archs:
+    for arch, params in [] if args.precision_only else archs:
         a, b, internal = compare(arch, data, quick, images=images, rounds=rounds, threads=args.threads, seed=args.seed)
         ratio = a.images_per_s / b.images_per_s
         paired = statistics.median(x / y for x, y in zip(a.rounds, b.rounds, strict=True))
@@ -202,13 +314,38 @@ def main(argv: list[str] | None = None) -> int:
                      f"{b.images_per_s:7.1f} img/s, ratio {paired:.2f}x per-round median, {ratio:.2f}x of "
                      f"totals (target >= {RATIO_TARGET}x: {'met' if met else 'MISSED'})")
 
+    if not args.precision_only:
+        share_line, share_ok = metrics_share(archs[0], data, quick, args)
+    precision_lines = precision_section(
+        archs, data, quick, images=images, rounds=rounds, threads=args.threads, seed=args.seed,
+        matmul_n=512 if args.quick_check else MATMUL_SIZE,
+    )
+
+    print("\n== summary " + "=" * 60)
+    print(f"threads {args.threads}, data {data_label}, batch {quick.batch_size}, {rounds} round(s) x {images} images"
+          + (" [--quick-check: smoke run, numbers are rough]" if args.quick_check else ""))
+    for line in lines:
+        print(line)
+    if share_line:
+        print(share_line)
+    for line in precision_lines:
+        print(line)
+    if args.quick_check:
+        return 0
+    return 0 if ratios_ok and share_ok else 1
+
+
+def metrics_share(
+    picked: tuple[Architecture, int], data: DatasetSplits, quick: Fidelity, args: argparse.Namespace
+) -> tuple[str, bool]:
+    """One ``evaluate`` at the quick fidelity: the share of its wall time spent on metrics, and whether it is met."""
     train_images = args.train_images or (128 if args.quick_check else None)
     fid = quick if train_images is None else dataclasses.replace(
         quick, name=f"quick+train_images={train_images}", train_images=train_images
     )
     if args.quick_check:  # smoke only: one epoch, a small probe and validation set
         fid = dataclasses.replace(fid, name=f"{fid.name},smoke", epochs=1, probe_images=100, val_images=200)
-    arch, params = archs[0]
+    arch, params = picked
     print(f"\nmetrics share: evaluate({arch.stages[0].block}, {params:,} params) at {fid.describe()}; "
           f"{fid.probe_images} probe + {fid.val_images} validation images")
     m = evaluate(arch, data, fid, seed=args.seed, threads=args.threads).metrics
@@ -222,16 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     share_line = (f"metrics share {share:.1%} of trial wall time at {fid.name} (target <= "
                   f"{METRICS_SHARE_TARGET:.0%} at quick: {verdict})")
     print("  " + share_line)
-
-    print("\n== summary " + "=" * 60)
-    print(f"threads {args.threads}, data {data_label}, batch {quick.batch_size}, {rounds} round(s) x {images} images"
-          + (" [--quick-check: smoke run, numbers are rough]" if args.quick_check else ""))
-    for line in lines:
-        print(line)
-    print(share_line)
-    if args.quick_check:
-        return 0
-    return 0 if ratios_ok and share_ok else 1
+    return share_line, share_ok
 
 
 if __name__ == "__main__":

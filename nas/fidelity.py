@@ -9,6 +9,7 @@ from typing import Any
 from nas.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
+PRECISIONS = ("fp32", "bf16", "auto")  # training arithmetic; "auto" = bf16 where the device does it natively
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Fidelity:
     probe_images: int  # class-balanced validation images for the interference metrics
     val_images: int | None  # validation images for accuracy; None = the whole validation split
     eval_batch_size: int
+    # "fp32", "bf16" (forward and loss under bf16 autocast; parameters, optimizer and metrics stay fp32), or
+    # "auto" (bf16 where the CPU or GPU supports it natively, else fp32); nas.train.resolve_precision decides.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         wrong = [f"{k} must be {_kind(t)}" for k, t in _TYPES.items() if not _is(getattr(self, k), t)]
@@ -56,6 +60,8 @@ class Fidelity:
             problems.append("grad_clip must be > 0 or None")
         if self.probe_images < 1 or (self.val_images is not None and self.val_images < 1):
             problems.append("probe_images must be >= 1 and val_images >= 1 or None")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if problems:
             raise ConfigError(f"fidelity {self.name!r} is invalid: {'; '.join(problems)}.")
 
@@ -65,8 +71,12 @@ class Fidelity:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fidelity:
-        """Rebuild a fidelity from ``to_dict`` output; unknown or missing fields raise ConfigError."""
+        """Rebuild a fidelity from ``to_dict`` output; unknown or missing fields raise ConfigError.
+
+        ``precision`` alone may be missing (mappings written before it existed): it reads as "fp32".
+        """
         fields = {f.name for f in dataclasses.fields(cls)}
+        data = {"precision": "fp32", **data}
         unknown, missing = sorted(set(data) - fields), sorted(fields - set(data))
         if unknown or missing:
             raise ConfigError(
@@ -76,11 +86,12 @@ class Fidelity:
         return cls(**data)
 
     def describe(self) -> str:
-        """One line for logs: images, epochs, optimizer and learning rate."""
+        """One line for logs: images, epochs, optimizer and learning rate (and precision unless fp32)."""
         images = "all" if self.train_images is None else f"{self.train_images:,}"
+        precision = "" if self.precision == "fp32" else f", precision {self.precision}"
         return (
             f"{self.name}: {images} images x {self.epochs} epoch(s), batch {self.batch_size}, {self.optimizer} "
-            f"lr {self.lr:g}, wd {self.weight_decay:g}, augment {'on' if self.augment else 'off'}"
+            f"lr {self.lr:g}, wd {self.weight_decay:g}, augment {'on' if self.augment else 'off'}{precision}"
         )
 
 
@@ -100,6 +111,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "probe_images": (int,),
     "val_images": (int, type(None)),
     "eval_batch_size": (int,),
+    "precision": (str,),
 }
 
 
@@ -134,6 +146,7 @@ FIDELITIES: dict[str, Fidelity] = {
         probe_images=500,
         val_images=1000,
         eval_batch_size=32,
+        precision="fp32",  # bf16 becomes the default only if the audit shows its rankings agree
     ),
     # A firmer proxy (~10-15 minutes on 2 CPU threads, seconds on a GPU).
     "standard": Fidelity(
@@ -152,6 +165,7 @@ FIDELITIES: dict[str, Fidelity] = {
         probe_images=1000,
         val_images=None,
         eval_batch_size=128,
+        precision="fp32",
     ),
     # Retraining the winners; meant for a GPU. SGD Nesterov, lr 0.1 x batch / 256.
     "full": Fidelity(
@@ -170,6 +184,7 @@ FIDELITIES: dict[str, Fidelity] = {
         probe_images=1000,
         val_images=None,
         eval_batch_size=1000,
+        precision="fp32",
     ),
 }
 

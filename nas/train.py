@@ -1,7 +1,14 @@
-"""Trainer shared by proxy (search) and full (retrain) training: on-device uint8 data, checkpoint and resume."""
+"""Trainer shared by proxy (search) and full (retrain) training: on-device uint8 data, checkpoint and resume.
+
+Precision: a fidelity's ``precision`` ("fp32", "bf16" or "auto", see ``resolve_precision``) decides whether the
+training step's forward pass and loss run under ``torch.autocast(dtype=torch.bfloat16)``. Parameters, gradients,
+optimizer state and the update stay float32; evaluation and metrics (run by the caller, after ``fit``) never run
+under autocast.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -18,7 +25,7 @@ from nas.atomic import atomic_path
 from nas.data.augment import default_padding, random_crop_flip
 from nas.data.splits import DatasetSplits, balanced_indices
 from nas.errors import CheckpointError, ConfigError, Diverged
-from nas.fidelity import Fidelity
+from nas.fidelity import PRECISIONS, Fidelity
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -40,10 +47,59 @@ class TrainResult:
     images_per_s: float  # training throughput (forward + backward + update), excluding checkpoints and callbacks
     wall_s: float  # the whole fit, summed over resumed sessions
     final_loss: float  # mean training loss over the last epoch
+    precision: str = "fp32"  # the resolved training precision: "fp32" or "bf16" (never "auto")
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as a plain dict."""
         return asdict(self)
+
+
+# Instruction-set features that do bf16 arithmetic natively (torch.cpu.get_capabilities() names): x86 AVX512-BF16
+# and AMX-BF16, Arm BF16 and SVE-BF16. Without them oneDNN still runs bf16 (converting on AVX512-BW/VL/DQ or
+# AVX-NE-CONVERT), but usually no faster than fp32, so "auto" stays fp32 there.
+_NATIVE_BF16_FEATURES = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+@functools.cache
+def cpu_native_bf16() -> bool:
+    """True when this CPU does bf16 arithmetic in hardware and torch's oneDNN backend can use it."""
+    if not torch.backends.mkldnn.is_available():
+        return False  # CPU bf16 convolutions and matrix products come from oneDNN
+    capabilities = getattr(torch.cpu, "get_capabilities", None)  # public since torch 2.10
+    if capabilities is not None:
+        features = capabilities()
+        return any(bool(features.get(name, False)) for name in _NATIVE_BF16_FEATURES)
+    avx512_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    return bool(avx512_bf16() or amx())
+
+
+def bf16_supported(device: str | torch.device) -> bool:
+    """Whether ``device`` does bf16 natively: CUDA without emulation, or a CPU with ``cpu_native_bf16``."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return False
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.4 has no emulation flag (and counts no emulation)
+            return torch.cuda.is_bf16_supported()
+    if dev.type == "cpu":
+        return cpu_native_bf16()
+    return False
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """The training precision actually used on ``device``: "fp32" or "bf16".
+
+    "fp32" and "bf16" are taken as given (bf16 runs everywhere autocast does, if slowly); "auto" is "bf16" where
+    ``bf16_supported(device)`` and "fp32" elsewhere. Depends only on the device and the hardware, never on timing.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; precisions are: {', '.join(PRECISIONS)}.")
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -246,17 +302,22 @@ class Trainer:
         scheduler = make_scheduler(optimizer, warmup_steps=warmup_steps, total_steps=total_steps)
         forward: Callable[[torch.Tensor], torch.Tensor] = torch.compile(model) if self.compile else model
 
-        meta = {"fidelity": fidelity.to_dict(), "seed": seed, "dataset": data.name, "train_images": n}
+        precision = resolve_precision(fidelity.precision, dev)
+        meta = {
+            "fidelity": fidelity.to_dict(), "seed": seed, "dataset": data.name, "train_images": n,
+            "precision": precision,
+        }
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
         epoch = step = images_seen = 0
         train_s = prior_wall_s = 0.0
         final_loss = float("nan")
         if resume and path is not None and path.exists():
             state = load_checkpoint(path)
-            for key, value in meta.items():
-                if state.get(key) != value:
+            for key in meta:
+                then, now = _checkpoint_setting(state, key), _checkpoint_setting(meta, key)
+                if then != now:
                     raise CheckpointError(
-                        f"checkpoint {path} was written with a different {key} ({state.get(key)!r}, now {value!r}); "
+                        f"checkpoint {path} was written with a different {key} ({then!r}, now {now!r}); "
                         "delete it or resume with the original settings."
                     )
             check_state_dict(model, state["model"], path)
@@ -274,7 +335,7 @@ class Trainer:
             train_s, prior_wall_s = float(state["train_s"]), float(state["wall_s"])
             final_loss = float(state["final_loss"])
 
-        use_amp = dev.type == "cuda"
+        use_bf16 = precision == "bf16"
         sync_every = 1 if dev.type == "cpu" else 25  # loss checks sync the device; batch them on accelerators
         padding = default_padding(data.resolution)
         bar = _ProgressBar(
@@ -294,9 +355,9 @@ class Trainer:
                     if fidelity.augment:
                         xb = random_crop_flip(xb, generator=gen, padding=padding, hflip=data.hflip)
                     xb = data.normalize(xb).contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=use_bf16):
                         logits = forward(xb)
-                    loss = F.cross_entropy(logits.float(), yb, label_smoothing=fidelity.label_smoothing)
+                        loss = F.cross_entropy(logits.float(), yb, label_smoothing=fidelity.label_smoothing)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if fidelity.grad_clip is not None:
@@ -358,4 +419,16 @@ class Trainer:
             images_per_s=images_seen / train_s if train_s > 0 else 0.0,
             wall_s=prior_wall_s + time.perf_counter() - started,
             final_loss=final_loss,
+            precision=precision,
         )
+
+
+def _checkpoint_setting(state: dict[str, Any], key: str) -> Any:
+    """A setting as resume compares it: the resolved precision on its own (fp32 when the checkpoint predates
+    it), the fidelity without its precision request ("auto" and "bf16" that resolve alike may resume)."""
+    if key == "precision":
+        return state.get("precision", "fp32")
+    value = state.get(key)
+    if key == "fidelity" and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k != "precision"}
+    return value
