@@ -118,7 +118,11 @@ def measure(
     latency: bool = True,
     repeats: int = 20,
 ) -> ComplexityReport:
-    """Parameters, MACs, activation memory and (optionally) batch-1 CPU latency of ``arch``."""
+    """Parameters, MACs, activation memory and (optionally) batch-1 CPU latency of ``arch``.
+
+    Nothing is allocated before ``build_model`` has checked, from the architecture alone, that the network
+    and one image's activations fit in memory (``nas.models.memory.check_memory``; a BudgetError if not).
+    """
     from nas.models import build_model
 
     model = build_model(arch, in_channels=in_channels, num_classes=num_classes, resolution=resolution)

@@ -51,15 +51,15 @@ def random_arch(rng: random.Random, *, n_stages: int | None = None) -> Architect
                 stride=rng.choice([1, 2]),
                 width=rng.randint(1, 48),
                 expansion=rng.randint(1, 6),
-                kernel=rng.choice([3, 5, 3, 5, 2, 4]),
+                kernel=rng.choice([3, 5, 3, 5, 1, 7]),  # odd only: the field rules refuse even kernels
                 activation=rng.choice(list(ACTIVATIONS)),
                 depthwise=rng.random() < 0.5,
                 norm=rng.choice(NORMS),
             )
         )
-    stem = Stem(
-        width=rng.randint(1, 32), kernel=rng.choice([3, 4, 5, 7]), stride=rng.choice([1, 2]), pool=rng.random() < 0.3
-    )
+    stem_stride = rng.choice([1, 2])
+    stem_kernel = rng.choice([3, 5, 7, stem_stride])  # odd, or a patchify kernel (kernel == stride)
+    stem = Stem(width=rng.randint(1, 32), kernel=stem_kernel, stride=stem_stride, pool=rng.random() < 0.3)
     head = Head(width=rng.choice([None, rng.randint(1, 96)]), dropout=rng.choice([0.0, 0.2]))
     return Architecture(stem, tuple(stages), head)
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, shown
 from nas.models.norms import ChannelLayerNorm
 from nas.space.vocabulary import ACTIVATIONS
 
@@ -58,7 +58,7 @@ def _lookup(name: str) -> type[Activation]:
     try:
         return ACTIVATION_REGISTRY[name]
     except KeyError:
-        raise SpaceError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATION_REGISTRY)}") from None
+        raise SpaceError(f"unknown activation {shown(name)}; allowed: {', '.join(ACTIVATION_REGISTRY)}") from None
 
 
 def make_activation(name: str, channels: int) -> Activation:

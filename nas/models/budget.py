@@ -5,13 +5,20 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from nas.errors import BudgetError
+from nas.errors import BudgetError, shown
+from nas.models.memory import check_param_budget
 from nas.models.network import ClassifierHead, NetworkStem, stage_params
 from nas.space.architecture import Architecture
+from nas.space.rules import WIDTH_MAX
 
 _BISECTION_STEPS = 60
 # How far the greedy fill may push a width beyond its scaled reference width (None: no limit), tried in turn.
 GROWTH_CAPS: tuple[float | None, ...] = (1.5, 2.0, 3.0, None)
+
+
+def _label(arch: Architecture) -> str:
+    """The architecture string, capped for an error message."""
+    return shown(arch.to_string(), 120)
 
 
 def round_to_divisor(value: float, divisor: int) -> int:
@@ -56,7 +63,7 @@ class _Counter:
 
 
 def _fill(
-    count: _Counter, widths: list[int], limits: list[int | None], budget: int, divisor: int
+    count: _Counter, widths: list[int], limits: list[int], budget: int, divisor: int
 ) -> tuple[list[int], int]:
     """Add divisor steps, each time the fitting step that brings the count closest to the budget, until none fits.
 
@@ -67,8 +74,7 @@ def _fill(
     while best < budget:
         pick, pick_n = -1, best
         for i in order:
-            limit = limits[i]
-            if limit is not None and widths[i] + divisor > limit:
+            if widths[i] + divisor > limits[i]:
                 continue
             widths[i] += divisor
             n = count(widths)
@@ -103,15 +109,18 @@ def solve_budget(
     its share (a 600-channel stem at full resolution). So the fill first keeps every width within
     1.5 x w * m (at least one step above its bisection value), and loosens that cap (2x, 3x, none) only when
     the capped result falls short of the tolerance window.
-    Raises BudgetError when even the smallest widths exceed the budget, or when the best count found is
-    below ``(1 - tolerance) * budget``.
+    Raises BudgetError when even the smallest widths exceed the budget, when the best count found is
+    below ``(1 - tolerance) * budget``, when the budget's weights alone cannot fit in this machine's memory
+    (checked first, so an absurd budget is refused at once), or when meeting it would take a width above
+    the field rules' maximum (``nas.space.rules.WIDTH_MAX``).
     """
-    if budget < 1:
-        raise BudgetError(f"the parameter budget must be a positive integer, got {budget}")
-    if not 0.0 <= tolerance < 1.0:
-        raise BudgetError(f"the budget tolerance must be in [0, 1), got {tolerance}")
-    if divisor < 1:
-        raise BudgetError(f"the width divisor must be a positive integer, got {divisor}")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise BudgetError(f"the parameter budget must be a positive integer, got {budget!s:.40}")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0.0 <= tolerance < 1.0:
+        raise BudgetError(f"the budget tolerance must be in [0, 1), got {tolerance!s:.40}")
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or not 1 <= divisor <= WIDTH_MAX:
+        raise BudgetError(f"the width divisor must be an integer from 1 to {WIDTH_MAX:,}, got {divisor!s:.40}")
+    check_param_budget(math.ceil((1.0 - tolerance) * budget))
 
     count = _Counter(reference, in_channels, num_classes)
     refs = [reference.stem.width] + [s.width for s in reference.stages]
@@ -126,8 +135,17 @@ def solve_budget(
     if smallest > budget:
         raise BudgetError(
             f"no width fits a budget of {budget:,} parameters: even with every width at the minimum of {divisor} "
-            f"channels, {reference} has {smallest:,} parameters ({in_channels} input channels, {num_classes} "
+            f"channels, {_label(reference)} has {smallest:,} parameters ({in_channels} input channels, {num_classes} "
             "classes). Raise the budget, use a smaller divisor, or a shallower/cheaper architecture."
+        )
+
+    # The largest multiplier that keeps every width within WIDTH_MAX: a budget that needs more is refused.
+    m_max = min((WIDTH_MAX - divisor / 2) / r for r in refs)
+    if count(widths_at(m_max)) < (1.0 - tolerance) * budget:
+        raise BudgetError(
+            f"a budget of {budget:,} parameters is out of reach for {_label(reference)}: with every width at most "
+            f"{WIDTH_MAX:,} channels it has {count(widths_at(m_max)):,} parameters ({in_channels} input channels, "
+            f"{num_classes} classes); use a smaller budget or a deeper architecture"
         )
 
     # Bisection on the multiplier (the count is non-decreasing in every width).
@@ -143,13 +161,15 @@ def solve_budget(
             lo, widths = mid, w
         else:
             hi = mid
+    if lo > m_max:  # the budget is met only beyond the widest allowed widths: stop at them
+        lo, widths = m_max, widths_at(m_max)
 
     # Greedy fill, first with every width kept within GROWTH_CAPS[0] x its scaled reference width, then
     # with looser caps, and without a cap only when no capped fill reaches the tolerance window.
     start, floor = widths, (1.0 - tolerance) * budget
     for cap in GROWTH_CAPS:
         limits = [
-            max(w + divisor, round_to_divisor(r * lo * cap, divisor)) if cap else None
+            min(WIDTH_MAX, max(w + divisor, round_to_divisor(r * lo * cap, divisor))) if cap else WIDTH_MAX
             for w, r in zip(start, refs, strict=True)
         ]
         widths, best = _fill(count, list(start), limits, budget, divisor)
@@ -158,7 +178,7 @@ def solve_budget(
 
     if best < (1.0 - tolerance) * budget:
         raise BudgetError(
-            f"the closest count to the budget of {budget:,} parameters for {reference} is {best:,} "
+            f"the closest count to the budget of {budget:,} parameters for {_label(reference)} is {best:,} "
             f"({best / budget:.1%} of it), below the tolerance of {tolerance:g} (at least "
             f"{math.ceil(floor):,}). Use a larger tolerance or a smaller divisor "
             f"(now {divisor})."

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, shown
 
 
 class ChannelLayerNorm(nn.LayerNorm):
@@ -33,12 +33,12 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     try:
         cls = NORM_REGISTRY[kind]
     except KeyError:
-        raise SpaceError(f"unknown norm {kind!r}; allowed: {', '.join(NORM_REGISTRY)}") from None
+        raise SpaceError(f"unknown norm {shown(kind)}; allowed: {', '.join(NORM_REGISTRY)}") from None
     return cls(channels)
 
 
 def norm_params(kind: str, channels: int) -> int:
     """Learnable parameters of ``make_norm(kind, channels)``: a scale and a shift per channel."""
     if kind not in NORM_REGISTRY:
-        raise SpaceError(f"unknown norm {kind!r}; allowed: {', '.join(NORM_REGISTRY)}")
+        raise SpaceError(f"unknown norm {shown(kind)}; allowed: {', '.join(NORM_REGISTRY)}")
     return 2 * channels

@@ -10,6 +10,14 @@ Canonical string grammar (one token per part, parts joined by ``/``)::
 
 Example: ``stem_c16_k3_s1/inverted_d2_s2_c24_e6_k3_relu6_dw_bn/head_c1280``.
 
+Numbers are ASCII digits only (``c１６`` is an unknown field, not 16); ``<dropout>`` is a decimal such
+as ``0.2``. Every number obeys the same field rules as a space file (``nas.space.rules``): widths
+1 … 16,384 (``head_c0`` is refused: leave ``_c`` out for no head conv), stage kernels odd 1 … 15,
+stage strides 1 or 2, the stem's stride 1, 2 or 4 with an odd kernel or an even patchify kernel
+equal to the stride (``stem_c40_k4_s4``) or at stride 1 (its form on small inputs), depths 1 … 128,
+expansion 1 … 16, dropout in [0, 1), 1 … 32 stages. A string is at most 4,096 characters
+(``MAX_STRING``); a field or a word given twice is an error.
+
 A stage token only carries the choices its block family reads (see
 ``vocabulary.FAMILIES``): ``basic`` has no ``_e`` or ``_dw``; ``separable`` is
 always depthwise and ``nodepth`` always dense, so neither carries ``_dw``;
@@ -26,7 +34,8 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, shown
+from nas.space import rules
 from nas.space.vocabulary import (
     ACTIVATIONS,
     FAMILIES,
@@ -37,6 +46,7 @@ from nas.space.vocabulary import (
 )
 
 SMALL_INPUT_MAX = 64  # images of this many pixels or fewer drop stem downsampling
+MAX_STRING = 4096  # characters of an architecture string (a real one has a few hundred)
 
 
 @dataclass(frozen=True)
@@ -155,14 +165,19 @@ class Architecture:
         if isinstance(data, str):
             try:
                 data = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise SpaceError(f"architecture JSON does not parse: {exc}") from None
+            except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+                raise SpaceError(f"architecture JSON does not parse: {shown(str(exc), 160)}") from None
         try:
+            if not isinstance(data, dict) or not isinstance(data["stages"], list):
+                raise TypeError("expected {'stem': {...}, 'stages': [...], 'head': {...}}")
+            stages_problem = rules.stages_problem(len(data["stages"]))
+            if stages_problem is not None:
+                raise SpaceError(f"invalid architecture: {stages_problem}")
             stem = Stem(**data["stem"])
             stages = tuple(Stage(**s) for s in data["stages"])
             head = Head(**data.get("head", {}))
-        except (KeyError, TypeError) as exc:
-            raise SpaceError(f"architecture JSON has a wrong shape: {exc}") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SpaceError(f"architecture JSON has a wrong shape: {shown(str(exc), 160)}") from None
         return cls(stem, stages, head)
 
     @classmethod
@@ -175,31 +190,46 @@ class Architecture:
 
 
 def _check(arch: Architecture) -> None:
+    """Apply the field rules of ``nas.space.rules`` (the rules a space file obeys) to every part."""
+
     def bad(msg: str) -> None:
         raise SpaceError(f"invalid architecture: {msg}")
 
-    if arch.stem.width < 1 or arch.stem.kernel < 1 or arch.stem.stride < 1:
-        bad(f"stem width, kernel and stride must be positive, got {arch.stem}")
-    if not arch.stages:
-        bad("an architecture needs at least one stage")
+    def ruled(where: str, name: str, field: str, value: object) -> None:
+        problem = rules.problem(field, value)
+        if problem is not None:
+            bad(f"{where}{name} {problem}")
+
+    if not isinstance(arch.stem, Stem) or not isinstance(arch.head, Head):
+        bad(f"the stem must be a Stem and the head a Head, got {shown(arch.stem)} and {shown(arch.head)}")
+    stem = arch.stem
+    for name in ("width", "kernel", "stride"):
+        ruled("stem ", name, f"stem.{name}", getattr(stem, name))
+    if not isinstance(stem.pool, bool):
+        bad(f"stem pool must be true or false, got {shown(stem.pool)}")
+    problem = rules.stem_problem(stem.kernel, stem.stride)
+    if problem is not None:
+        bad(f"stem {problem}")
+    problem = rules.stages_problem(len(arch.stages))
+    if problem is not None:
+        bad(problem)
     for i, s in enumerate(arch.stages):
-        where = f"stage {i}"
-        if s.block not in FAMILIES:
-            bad(f"{where}: unknown block {s.block!r}; allowed: {', '.join(FAMILIES)}")
-        if s.activation not in ACTIVATIONS:
-            bad(f"{where}: unknown activation {s.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
-        if s.norm not in NORMS:
-            bad(f"{where}: unknown norm {s.norm!r}; allowed: {', '.join(NORMS)}")
+        where = f"stage {i}: "
+        if not isinstance(s, Stage):
+            bad(f"{where}not a stage: {shown(s)}")
+        for attr, allowed in (("block", FAMILIES), ("activation", ACTIVATIONS), ("norm", NORMS)):
+            value = getattr(s, attr)
+            if not isinstance(value, str) or value not in allowed:
+                bad(f"{where}unknown {attr} {shown(value)}; allowed: {', '.join(allowed)}")
         for name in ("depth", "stride", "width", "expansion", "kernel"):
-            value = getattr(s, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                bad(f"{where}: {name} must be a positive integer, got {value!r}")
+            ruled(where, name, name, getattr(s, name))
         if not isinstance(s.depthwise, bool):
-            bad(f"{where}: depthwise must be true or false, got {s.depthwise!r}")
-    if arch.head.width is not None and arch.head.width < 1:
-        bad(f"head width must be positive, got {arch.head.width}")
-    if not 0.0 <= arch.head.dropout < 1.0:
-        bad(f"head dropout must be in [0, 1), got {arch.head.dropout}")
+            bad(f"{where}depthwise must be true or false, got {shown(s.depthwise)}")
+    if arch.head.width is not None:
+        ruled("head ", "width", "head.width", arch.head.width)
+    problem = rules.dropout_problem(arch.head.dropout)
+    if problem is not None:
+        bad(f"head dropout {problem}")
 
 
 # ---- string form ---------------------------------------------------------------
@@ -237,7 +267,11 @@ def _head_token(head: Head) -> str:
     return "_".join(out)
 
 
-_NUMBER = re.compile(r"^([a-z])(\d+(?:\.\d+)?)$")
+_NUMBER = re.compile(r"([a-z])([0-9]+(?:\.[0-9]+)?)")  # ASCII only: `\d` and int() accept other digits
+
+
+def _quote(token: str) -> str:
+    return shown(token, 60)
 
 
 def _split_fields(token: str, where: str) -> tuple[str, dict[str, str], list[str]]:
@@ -245,11 +279,15 @@ def _split_fields(token: str, where: str) -> tuple[str, dict[str, str], list[str
     numbers: dict[str, str] = {}
     words: list[str] = []
     for part in rest:
-        m = _NUMBER.match(part)
+        m = _NUMBER.fullmatch(part)
         if m and m.group(1) not in numbers:
             numbers[m.group(1)] = m.group(2)
         elif m:
-            raise SpaceError(f"{where}: field {part!r} given twice in {token!r}")
+            raise SpaceError(f"{where}: field '{m.group(1)}' given twice in {_quote(token)}")
+        elif not part.isascii() and any(ch.isdigit() for ch in part):
+            raise SpaceError(f"{where}: {_quote(part)} in {_quote(token)}: write numbers with the ASCII digits 0-9")
+        elif part in words:
+            raise SpaceError(f"{where}: {_quote(part)} given twice in {_quote(token)}")
         else:
             words.append(part)
     return head, numbers, words
@@ -259,25 +297,34 @@ def _int(numbers: dict[str, str], key: str, where: str, token: str, default: int
     if key not in numbers:
         if default is not None:
             return default
-        raise SpaceError(f"{where}: {token!r} lacks the '{key}<number>' field")
-    try:
-        return int(numbers.pop(key))
-    except ValueError:
-        raise SpaceError(f"{where}: '{key}' must be an integer in {token!r}") from None
+        raise SpaceError(f"{where}: {_quote(token)} lacks the '{key}<number>' field")
+    text = numbers.pop(key)
+    if not text.isdigit() or len(text) > 12:  # a decimal, or more digits than any rule allows
+        raise SpaceError(f"{where}: '{key}' must be a whole number of at most 12 digits in {_quote(token)}")
+    return int(text)
 
 
 def parse_architecture(text: str) -> Architecture:
     """Parse an architecture string; every error names the offending part."""
+    if not isinstance(text, str):
+        raise SpaceError(f"an architecture string must be text, got {type(text).__name__} {shown(text)}")
+    if len(text) > MAX_STRING:
+        raise SpaceError(
+            f"architecture string of {len(text):,} characters is too long (at most {MAX_STRING:,}): "
+            f"{shown(text, 40)}"
+        )
     text = text.strip()
+    if "\0" in text or not text.isprintable():
+        raise SpaceError(f"architecture string {shown(text)} holds control characters")
     tokens = [t for t in text.split("/") if t]
     if len(tokens) < 2:
         raise SpaceError(
-            f"architecture string {text!r} needs a stem and at least one stage, e.g. "
+            f"architecture string {shown(text)} needs a stem and at least one stage, e.g. "
             "'stem_c16_k3_s1/inverted_d2_s1_c16_e4_k3_relu_dw_bn'"
         )
     name, nums, words = _split_fields(tokens[0], "stem")
     if name != "stem":
-        raise SpaceError(f"architecture string must start with a 'stem_…' part, got {tokens[0]!r}")
+        raise SpaceError(f"architecture string must start with a 'stem_…' part, got {_quote(tokens[0])}")
     stem = Stem(
         width=_int(nums, "c", "stem", tokens[0]),
         kernel=_int(nums, "k", "stem", tokens[0], 3),
@@ -285,13 +332,17 @@ def parse_architecture(text: str) -> Architecture:
         pool="pool" in words,
     )
     if nums or set(words) - {"pool"}:
-        raise SpaceError(f"stem: unknown fields {sorted(set(words) - {'pool'}) + sorted(nums)} in {tokens[0]!r}")
+        unknown = sorted(set(words) - {"pool"}) + sorted(nums)
+        raise SpaceError(f"stem: unknown fields {shown(unknown)} in {_quote(tokens[0])}")
     head = Head()
     stage_tokens = tokens[1:]
     if stage_tokens[-1].startswith("head"):
         head = _parse_head(stage_tokens.pop())
     if not stage_tokens:
-        raise SpaceError(f"architecture string {text!r} has no stage")
+        raise SpaceError(f"architecture string {shown(text)} has no stage")
+    problem = rules.stages_problem(len(stage_tokens))
+    if problem is not None:
+        raise SpaceError(f"invalid architecture: {problem}")
     stages = tuple(_parse_stage(t, i) for i, t in enumerate(stage_tokens))
     return Architecture(stem, stages, head)
 
@@ -299,8 +350,8 @@ def parse_architecture(text: str) -> Architecture:
 def _parse_head(token: str) -> Head:
     name, nums, words = _split_fields(token, "head")
     if name != "head" or words or set(nums) - {"c", "p"}:
-        raise SpaceError(f"head: cannot read {token!r}; expected 'head[_c<width>][_p<dropout>]'")
-    width = _int(nums, "c", "head", token, 0) or None
+        raise SpaceError(f"head: cannot read {_quote(token)}; expected 'head[_c<width>][_p<dropout>]'")
+    width = _int(nums, "c", "head", token) if "c" in nums else None
     dropout = float(nums.pop("p", 0.0))
     return Head(width=width, dropout=dropout)
 
@@ -309,26 +360,30 @@ def _parse_stage(token: str, index: int) -> Stage:
     where = f"stage {index}"
     block, nums, words = _split_fields(token, where)
     if block not in FAMILIES:
-        raise SpaceError(f"{where}: unknown block {block!r} in {token!r}; allowed: {', '.join(FAMILIES)}")
+        raise SpaceError(f"{where}: unknown block {_quote(block)} in {_quote(token)}; allowed: {', '.join(FAMILIES)}")
     activation = None
-    depthwise = True
-    norm = "batch"
+    depthwise: bool | None = None
+    norm: str | None = None
     for w in words:
         if w in ACTIVATIONS:
             if activation is not None:
-                raise SpaceError(f"{where}: two activations in {token!r}")
+                raise SpaceError(f"{where}: two activations in {_quote(token)}")
             activation = w
         elif w in ("dw", "dense"):
+            if depthwise is not None:
+                raise SpaceError(f"{where}: both dw and dense in {_quote(token)}")
             depthwise = w == "dw"
         elif w in _TOKEN_NORM:
+            if norm is not None:
+                raise SpaceError(f"{where}: both bn and ln in {_quote(token)}")
             norm = _TOKEN_NORM[w]
         else:
             raise SpaceError(
-                f"{where}: unknown field {w!r} in {token!r}; activations: {', '.join(ACTIVATIONS)}; "
+                f"{where}: unknown field {_quote(w)} in {_quote(token)}; activations: {', '.join(ACTIVATIONS)}; "
                 "also dw|dense and bn|ln"
             )
     if activation is None:
-        raise SpaceError(f"{where}: {token!r} names no activation; allowed: {', '.join(ACTIVATIONS)}")
+        raise SpaceError(f"{where}: {_quote(token)} names no activation; allowed: {', '.join(ACTIVATIONS)}")
     stage = Stage(
         block=block,
         depth=_int(nums, "d", where, token),
@@ -337,9 +392,9 @@ def _parse_stage(token: str, index: int) -> Stage:
         expansion=_int(nums, "e", where, token, 1),
         kernel=_int(nums, "k", where, token, 3),
         activation=activation,
-        depthwise=depthwise,
-        norm=norm,
+        depthwise=True if depthwise is None else depthwise,
+        norm="batch" if norm is None else norm,
     )
     if nums:
-        raise SpaceError(f"{where}: unknown fields {sorted(nums)} in {token!r}")
+        raise SpaceError(f"{where}: unknown fields {sorted(nums)} in {_quote(token)}")
     return stage

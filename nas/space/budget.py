@@ -6,9 +6,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from nas.errors import BudgetError
+from nas.errors import BudgetError, shown
 
-_BUDGET = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][+]?\d+)?)\s*([kKmM]?)\s*$")
+_BUDGET = re.compile(r"[ \t]*([0-9]+(?:\.[0-9]*)?(?:[eE][+]?[0-9]+)?)[ \t]*([kKmM]?)[ \t]*")
+_MAX_TEXT = 64  # no parameter count needs more characters
 _SUFFIX = {"": 1, "k": 1_000, "K": 1_000, "m": 1_000_000, "M": 1_000_000}
 
 
@@ -30,30 +31,37 @@ class Budget:
 
 def parse_budget(text: str | int | float) -> int:
     """Read a parameter count written as 1.5M, 1500k, 1500000 or 1.5e6; anything else is an error."""
-    if isinstance(text, bool):
-        raise BudgetError(f"budget {text!r} is not a parameter count")
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise BudgetError(f"budget {shown(text)} is not a parameter count")
+    if isinstance(text, int) and text.bit_length() > 128:
+        raise BudgetError(f"budget {shown(text)} is not a usable parameter count")
     if isinstance(text, int | float):
         text = repr(text)
-    m = _BUDGET.match(str(text))
+    m = _BUDGET.fullmatch(text) if len(text) <= _MAX_TEXT else None
     if not m:
         raise BudgetError(
-            f"budget {text!r} is not a parameter count; write it like 1.5M, 1500k, 1500000 or 1.5e6"
+            f"budget {shown(text)} is not a parameter count; write it like 1.5M, 1500k, 1500000 or 1.5e6"
         )
     value = float(m.group(1)) * _SUFFIX[m.group(2)]
     if not math.isfinite(value) or value < 1 or value != round(value):
-        raise BudgetError(f"budget {text!r} must be a positive whole number of parameters")
+        raise BudgetError(f"budget {shown(text)} must be a positive whole number of parameters")
     return round(value)
 
 
 def check_tolerance(tolerance: float) -> float:
-    if not 0.0 < tolerance < 1.0:
-        raise BudgetError(f"budget tolerance must lie in (0, 1), got {tolerance!r}")
+    """A budget tolerance: a number strictly between 0 and 1."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0.0 < tolerance < 1.0:
+        raise BudgetError(f"budget tolerance must lie in (0, 1), got {shown(tolerance)}")
     return float(tolerance)
 
 
+DIVISOR_MAX = 1024
+
+
 def check_divisor(divisor: int) -> int:
-    if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 1:
-        raise BudgetError(f"channel divisor must be a positive integer, got {divisor!r}")
+    """A channel divisor: an integer from 1 to ``DIVISOR_MAX``."""
+    if not isinstance(divisor, int) or isinstance(divisor, bool) or not 1 <= divisor <= DIVISOR_MAX:
+        raise BudgetError(f"channel divisor must be an integer from 1 to {DIVISOR_MAX:,}, got {shown(divisor)}")
     return divisor
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, shown
 from nas.space.architecture import Architecture, parse_architecture
 from nas.space.budget import Budget, check_divisor, check_tolerance, parse_budget
+from nas.space.paths import display_path, path_kind
 from nas.space.schema import DEFAULT_INPUT
 from nas.space.space import Space
 
@@ -43,12 +43,21 @@ def load_target(
     tolerance: float | None = None,
     divisor: int | None = None,
 ) -> Target:
-    """Read a space file or an architecture string; command-line budget options override the file's."""
-    looks_like_file = text.endswith((".yaml", ".yml")) or Path(text).is_file()
-    if looks_like_file:
+    """Read a space file or an architecture string; command-line budget options override the file's.
+
+    ``text`` is a file when it exists as one (or as a directory, which is refused) or ends in .yaml/.yml;
+    otherwise it is an architecture string. Text that cannot be a path (a NUL byte, longer than
+    4,096 bytes) is never handed to the file system.
+    """
+    if not isinstance(text, str):
+        raise SpaceError(f"expected a space file or an architecture string, got {type(text).__name__} {shown(text)}")
+    kind = path_kind(text)
+    if kind == "dir":
+        raise SpaceError(f"{display_path(text)} is a directory, not a space file")
+    if kind is not None or text.rstrip().endswith((".yaml", ".yml")):
         space = Space.from_file(text)
         base = space.spec.budget
-        shape, label, arch = dict(space.spec.input), text, None
+        shape, label, arch = dict(space.spec.input), display_path(text), None
     else:
         space, base, shape, label = None, None, dict(DEFAULT_INPUT), "architecture"
         arch = parse_architecture(text)

@@ -20,7 +20,17 @@ Top-level keys (all but ``stages`` optional)::
     input:  {resolution: 224, channels: 3, classes: 1000}  # shape `describe` uses; data sets override
 
 Widths are absolute channel counts when no budget is in force and reference widths,
-scaled together by the budget solver, when one is.
+scaled together by the budget solver, when one is. Every number obeys the field rules of
+``nas.space.rules`` (the same rules the architecture-string parser applies): widths 1 … 16,384,
+stage kernels odd (1 … 15), stage strides 1 or 2, stem stride 1, 2 or 4 with an odd kernel or an
+even patchify kernel (equal to the stride, or at stride 1), depths 1 … 128, at most 32 stages, expansion 1 … 16.
+
+The file itself is read defensively: at most 64 KiB (``MAX_FILE_BYTES``; shipped files are 1–2 KB) of
+UTF-8 text, nested at most 16 levels (``MAX_DEPTH``), with no duplicate key in any mapping, no merge
+key (``<<``), and **no YAML aliases** (``*name``): a space file is short, and aliases are how a 1 KB
+file expands to gigabytes (the "billion laughs"), so an alias is refused where it stands, before
+anything is expanded. Anchors (``&name``) alone are harmless and ignored. A ``description`` of any
+length up to the file limit is kept as written; whoever prints it caps what is shown.
 """
 
 from __future__ import annotations
@@ -29,9 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.errors import SpaceError
+from nas.errors import NASError, SpaceError, shown
+from nas.space import rules
 from nas.space.budget import Budget, check_divisor, check_tolerance, parse_budget
+from nas.space.paths import display_path, path_problem
 from nas.space.vocabulary import ACTIVATIONS, FAMILIES, NORMS
+
+MAX_FILE_BYTES = 64 * 1024
+MAX_DEPTH = 16
+MAX_NAME_LENGTH = 255
 
 CHOICE_NAMES: tuple[str, ...] = ("block", "expansion", "activation", "depthwise", "kernel", "norm")
 CHOICE_DEFAULTS: dict[str, Any] = {
@@ -93,50 +109,50 @@ class _Where:
     """Builds error messages that name the file and the key path."""
 
     def __init__(self, source: str) -> None:
-        self.source = source
+        self.source = display_path(source)
 
     def fail(self, path: str, message: str) -> SpaceError:
         return SpaceError(f"{self.source}: {path}: {message}")
 
 
 def _unknown_keys(where: _Where, path: str, data: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(set(data) - allowed, key=str)
+    extra = [key for key in data if key not in allowed]
     if extra:
-        raise where.fail(path, f"unknown key {extra[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
+        raise where.fail(path, f"unknown key {shown(extra[0])}; allowed keys: {', '.join(sorted(allowed))}")
 
 
 def _mapping(where: _Where, path: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise where.fail(path, f"must be a mapping, got {type(value).__name__} {value!r}")
+        raise where.fail(path, f"must be a mapping, got {type(value).__name__} {shown(value)}")
     return value
 
 
-def _positive_int(where: _Where, path: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise where.fail(path, f"must be a positive integer, got {value!r}")
+def _ruled(where: _Where, path: str, field: str, value: Any) -> int:
+    """``value`` if the field rule ``field`` (``nas.space.rules``) allows it, else a SpaceError naming ``path``."""
+    problem = rules.problem(field, value)
+    if problem is not None:
+        raise where.fail(path, ("kernel " if field == "kernel" else "") + problem)
+    return value
+
+
+def _word(where: _Where, path: str, what: str, value: Any, allowed: Any) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise where.fail(path, f"unknown {what} {shown(value)}; allowed: {', '.join(allowed)}")
     return value
 
 
 def _check_value(where: _Where, path: str, name: str, value: Any) -> Any:
     if name == "block":
-        if value not in FAMILIES:
-            raise where.fail(path, f"unknown block {value!r}; allowed: {', '.join(FAMILIES)}")
-    elif name == "activation":
-        if value not in ACTIVATIONS:
-            raise where.fail(path, f"unknown activation {value!r}; allowed: {', '.join(ACTIVATIONS)}")
-    elif name == "norm":
-        if value not in NORMS:
-            raise where.fail(path, f"unknown norm {value!r}; allowed: {', '.join(NORMS)}")
-    elif name == "depthwise":
+        return _word(where, path, "block", value, FAMILIES)
+    if name == "activation":
+        return _word(where, path, "activation", value, ACTIVATIONS)
+    if name == "norm":
+        return _word(where, path, "norm", value, NORMS)
+    if name == "depthwise":
         if not isinstance(value, bool):
-            raise where.fail(path, f"must be true or false, got {value!r}")
-    elif name == "kernel":
-        value = _positive_int(where, path, value)
-        if value % 2 == 0:
-            raise where.fail(path, f"kernel must be odd (1, 3, 5, 7 …), got {value}")
-    else:
-        _positive_int(where, path, value)
-    return value
+            raise where.fail(path, f"must be true or false, got {shown(value)}")
+        return value
+    return _ruled(where, path, name, value)
 
 
 def _values(where: _Where, path: str, name: str, raw: Any) -> tuple[Any, ...]:
@@ -145,7 +161,7 @@ def _values(where: _Where, path: str, name: str, raw: Any) -> tuple[Any, ...]:
         raise where.fail(path, "needs at least one value")
     values = tuple(_check_value(where, f"{path}[{i}]", name, v) for i, v in enumerate(items))
     if len(set(values)) != len(values):
-        raise where.fail(path, f"lists a value twice: {list(values)}")
+        raise where.fail(path, f"lists a value twice: {shown(list(values))}")
     return values
 
 
@@ -156,8 +172,8 @@ def _parse_choice(where: _Where, name: str, raw: Any) -> Choice:
         if "values" not in raw:
             raise where.fail(path, "a mapping choice needs 'values'")
         per = raw.get("per", "stage")
-        if per not in PER_VALUES:
-            raise where.fail(f"{path}.per", f"unknown value {per!r}; allowed: {', '.join(PER_VALUES)}")
+        if not isinstance(per, str) or per not in PER_VALUES:
+            raise where.fail(f"{path}.per", f"unknown value {shown(per)}; allowed: {', '.join(PER_VALUES)}")
         return Choice(name, _values(where, f"{path}.values", name, raw["values"]), per)
     return Choice(name, _values(where, path, name, raw))
 
@@ -168,11 +184,9 @@ def _parse_stage(where: _Where, index: int, raw: Any) -> StageSpec:
     _unknown_keys(where, path, data, _STAGE_KEYS)
     for key in ("width", "depth"):
         if key not in data:
-            raise where.fail(path, f"missing key {key!r}")
-    stride = data.get("stride", 1)
-    if stride not in (1, 2):
-        raise where.fail(f"{path}.stride", f"must be 1 or 2, got {stride!r}")
-    width = _positive_int(where, f"{path}.width", data["width"])
+            raise where.fail(path, f"missing key '{key}'")
+    stride = _ruled(where, f"{path}.stride", "stride", data.get("stride", 1))
+    width = _ruled(where, f"{path}.width", "width", data["width"])
     depths = _values(where, f"{path}.depth", "depth", data["depth"])
     overrides = {
         name: _values(where, f"{path}.{name}", name, data[name]) for name in CHOICE_NAMES if name in data
@@ -191,8 +205,38 @@ def parse_budget_block(where: _Where, raw: Any) -> Budget:
             tolerance=check_tolerance(data.get("tolerance", 0.05)),
             divisor=check_divisor(data.get("divisor", 8)),
         )
-    except Exception as exc:  # BudgetError: re-raise with the place named
+    except NASError as exc:  # BudgetError: re-raise with the place named
         raise where.fail("budget", str(exc)) from None
+
+
+def _parse_stem(where: _Where, raw: Any) -> dict[str, Any]:
+    stem = _mapping(where, "stem", raw)
+    _unknown_keys(where, "stem", stem, _STEM_KEYS)
+    parsed = {
+        "width": _ruled(where, "stem.width", "stem.width", stem.get("width", 16)),
+        "kernel": _ruled(where, "stem.kernel", "stem.kernel", stem.get("kernel", 3)),
+        "stride": _ruled(where, "stem.stride", "stem.stride", stem.get("stride", 1)),
+        "pool": stem.get("pool", False),
+    }
+    if not isinstance(parsed["pool"], bool):
+        raise where.fail("stem.pool", f"must be true or false, got {shown(parsed['pool'])}")
+    problem = rules.stem_problem(parsed["kernel"], parsed["stride"])
+    if problem is not None:
+        raise where.fail("stem", problem)
+    return parsed
+
+
+def _parse_head(where: _Where, raw: Any) -> dict[str, Any]:
+    head = _mapping(where, "head", {} if raw is None else raw)
+    _unknown_keys(where, "head", head, _HEAD_KEYS)
+    width = head.get("width")
+    if width is not None:
+        _ruled(where, "head.width", "head.width", width)
+    dropout = head.get("dropout", 0.0)
+    problem = rules.dropout_problem(dropout)
+    if problem is not None:
+        raise where.fail("head.dropout", problem)
+    return {"width": width, "dropout": float(dropout)}
 
 
 def parse_space(data: Any, source: str = "<space>") -> SpaceSpec:
@@ -202,27 +246,14 @@ def parse_space(data: Any, source: str = "<space>") -> SpaceSpec:
     _unknown_keys(where, "(top level)", data, _TOP_KEYS)
     if "stages" not in data:
         raise where.fail("(top level)", "missing key 'stages'")
-    stem = _mapping(where, "stem", data.get("stem", {"width": 16}))
-    _unknown_keys(where, "stem", stem, _STEM_KEYS)
-    stem = {
-        "width": _positive_int(where, "stem.width", stem.get("width", 16)),
-        "kernel": _positive_int(where, "stem.kernel", stem.get("kernel", 3)),
-        "stride": _positive_int(where, "stem.stride", stem.get("stride", 1)),
-        "pool": stem.get("pool", False),
-    }
-    if not isinstance(stem["pool"], bool):
-        raise where.fail("stem.pool", f"must be true or false, got {stem['pool']!r}")
+    stem = _parse_stem(where, data.get("stem", {"width": 16}))
     if not isinstance(data["stages"], list) or not data["stages"]:
         raise where.fail("stages", "must be a non-empty list of stage mappings")
+    problem = rules.stages_problem(len(data["stages"]))
+    if problem is not None:
+        raise where.fail("stages", problem)
     stages = tuple(_parse_stage(where, i, s) for i, s in enumerate(data["stages"]))
-    head = _mapping(where, "head", data.get("head") or {})
-    _unknown_keys(where, "head", head, _HEAD_KEYS)
-    head_width = head.get("width")
-    if head_width is not None:
-        _positive_int(where, "head.width", head_width)
-    dropout = head.get("dropout", 0.0)
-    if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
-        raise where.fail("head.dropout", f"must be a number in [0, 1), got {dropout!r}")
+    head = _parse_head(where, data.get("head"))
     choices_raw = _mapping(where, "choices", data.get("choices") or {})
     _unknown_keys(where, "choices", choices_raw, set(CHOICE_NAMES))
     choices = {
@@ -234,16 +265,26 @@ def parse_space(data: Any, source: str = "<space>") -> SpaceSpec:
     budget = parse_budget_block(where, data["budget"]) if data.get("budget") is not None else None
     shape = _mapping(where, "input", data.get("input") or {})
     _unknown_keys(where, "input", shape, _INPUT_KEYS)
-    shape = {k: _positive_int(where, f"input.{k}", shape.get(k, v)) for k, v in DEFAULT_INPUT.items()}
+    shape = {k: _ruled(where, f"input.{k}", k, shape.get(k, v)) for k, v in DEFAULT_INPUT.items()}
     name = data.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name:
-        raise where.fail("name", f"must be a non-empty string, got {name!r}")
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or len(name) > MAX_NAME_LENGTH
+        or not name.isprintable()
+    ):
+        raise where.fail(
+            "name", f"must be a non-empty line of at most {MAX_NAME_LENGTH} printable characters, got {shown(name)}"
+        )
+    description = data.get("description")
+    if description is not None and not isinstance(description, str):
+        raise where.fail("description", f"must be text, got {type(description).__name__} {shown(description)}")
     return SpaceSpec(
         name=name,
-        description=str(data.get("description", "")),
+        description=description or "",
         stem=stem,
         stages=stages,
-        head={"width": head_width, "dropout": float(dropout)},
+        head=head,
         choices=choices,
         budget=budget,
         input=shape,
@@ -252,20 +293,145 @@ def parse_space(data: Any, source: str = "<space>") -> SpaceSpec:
     )
 
 
-def load_space_file(path: str | Path) -> SpaceSpec:
-    """Read and validate a search-space YAML file."""
-    import yaml
+def _cut(text: str, limit: int = 160) -> str:
+    """One line of at most ``limit`` characters (YAML's own messages can quote the offending text)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    path = Path(path)
-    if not path.is_file():
-        raise SpaceError(f"search-space file {str(path)!r} does not exist")
+
+def _yaml_tools() -> tuple[Any, type, type]:
+    """(the yaml module, the fastest safe loader, a loader refusing duplicate keys), built once, lazily."""
+    global _TOOLS
+    if _TOOLS is None:
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader  # libyaml when installed
+
+        class Refused(yaml.MarkedYAMLError):
+            """A document this language refuses (an alias, nesting too deep, a duplicate key)."""
+
+        class StrictLoader(base):  # type: ignore[misc, valid-type]
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                if isinstance(node, yaml.MappingNode):
+                    seen: dict[Any, int] = {}
+                    for key_node, _ in node.value:
+                        if key_node.tag == "tag:yaml.org,2002:merge":
+                            raise Refused(
+                                problem="merge keys (<<) are not allowed in a space file; write the keys out",
+                                problem_mark=key_node.start_mark,
+                            )
+                        key = self.construct_object(key_node, deep=True)
+                        try:
+                            first = seen.get(key)
+                        except TypeError:
+                            raise Refused(
+                                problem="a mapping key must be a plain value", problem_mark=key_node.start_mark
+                            ) from None
+                        if first is not None:
+                            raise Refused(
+                                problem=f"duplicate key {shown(key, 40)} (first given at line {first})",
+                                problem_mark=key_node.start_mark,
+                            )
+                        seen[key] = key_node.start_mark.line + 1
+                return super().construct_mapping(node, deep=deep)
+
+        StrictLoader.Refused = Refused  # type: ignore[attr-defined]
+        _TOOLS = (yaml, base, StrictLoader)
+    return _TOOLS
+
+
+_TOOLS: tuple[Any, type, type] | None = None
+
+
+def _screen(yaml: Any, base: type, text: str, refused: type) -> None:
+    """Stream the parser's events once, refusing aliases and deep nesting before anything is built."""
+    depth = 0
+    for event in yaml.parse(text, Loader=base):
+        if isinstance(event, yaml.AliasEvent):
+            raise refused(
+                problem=f"YAML aliases (*{_cut(str(event.anchor), 40)}) are not allowed in a space file; "
+                "write the value out",
+                problem_mark=event.start_mark,
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise refused(
+                    problem=f"nested deeper than {MAX_DEPTH} levels; a space file needs about 4",
+                    problem_mark=event.start_mark,
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse a space file's text strictly (see the module docstring); a malformed or refused document is a SpaceError.
+
+    The parser's events are screened first (aliases, depth), so a "billion laughs" file is refused at its
+    first alias and a deeply nested one at level ``MAX_DEPTH`` + 1, before any object is built.
+    """
+    yaml, base, strict = _yaml_tools()
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        _screen(yaml, base, text, strict.Refused)
+        return yaml.load(text, Loader=strict)  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpaceError(f"{path}: malformed YAML{at}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpaceError(f"{path}: cannot read the file: {exc}") from None
-    return parse_space(data, str(path))
+        problem = " ".join(part for part in (exc.context, exc.problem) if part) or "cannot parse"
+        raise SpaceError(f"{source}: malformed YAML{at}: {_cut(problem)}") from None
+    except yaml.YAMLError as exc:  # e.g. a ReaderError: a control character in the text
+        first = (str(exc).splitlines() or ["cannot parse"])[0]
+        raise SpaceError(f"{source}: malformed YAML: {_cut(first)}") from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise SpaceError(f"{source}: malformed YAML: a number has more than 4,300 digits") from None
+        raise SpaceError(f"{source}: malformed YAML: {_cut(str(exc))}") from None
+    except (OverflowError, RecursionError) as exc:
+        raise SpaceError(f"{source}: malformed YAML: {_cut(str(exc))}") from None
+
+
+def load_space_file(path: str | Path) -> SpaceSpec:
+    """Read and validate a search-space YAML file (at most ``MAX_FILE_BYTES`` of UTF-8 text)."""
+    import stat
+
+    label = display_path(path)
+    problem = path_problem(path)
+    if problem is not None:
+        raise SpaceError(f"search-space file {label}: {problem}")
+    path = Path(path)
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpaceError(f"search-space file {label} does not exist") from None
+    except PermissionError:
+        raise SpaceError(f"search-space file {label}: permission denied") from None
+    except OSError as exc:
+        raise SpaceError(f"search-space file {label}: cannot read it ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise SpaceError(f"{label} is a directory, not a space file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SpaceError(f"{label} is not a regular file, so not a space file")
+    too_big = (
+        f"{label} is too large for a space file ({{size}} bytes; at most {MAX_FILE_BYTES:,}); "
+        "is it the right file?"
+    )
+    if info.st_size > MAX_FILE_BYTES:
+        raise SpaceError(too_big.format(size=f"{info.st_size:,}"))
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except PermissionError:
+        raise SpaceError(f"search-space file {label}: permission denied") from None
+    except OSError as exc:
+        raise SpaceError(f"search-space file {label}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpaceError(too_big.format(size=f"more than {MAX_FILE_BYTES:,}"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpaceError(
+            f"{label} is not UTF-8 text (byte {exc.start:,} cannot be decoded); is it a binary file?"
+        ) from None
+    if not text.strip():
+        raise SpaceError(f"{label} is empty; a space file needs at least a 'stages' list")
+    return parse_space(load_yaml(text, label), str(path))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import SpaceError
+from nas.errors import SpaceError, shown
 from nas.space.architecture import Architecture, Head, Stage, Stem
 from nas.space.schema import CHOICE_NAMES, SpaceSpec, load_space_file
 from nas.space.vocabulary import FAMILIES
@@ -165,20 +165,22 @@ class Space:
                 seen.add(arch.semantic_hash)
                 yield arch
             elif attempts > 1000 * (len(seen) + 1) + 10_000:
-                raise SpaceError(f"could not draw {len(seen) + 1} distinct architectures from {self.name!r}")
+                raise SpaceError(f"could not draw {len(seen) + 1} distinct architectures from {shown(self.name)}")
 
     def sample_distinct(self, n: int, seed: int) -> list[Architecture]:
         """``n`` distinct architectures (by semantic hash), reproducible for a seed."""
         size = self.size()
         if n > size:
-            raise SpaceError(f"space {self.name!r} has only {size} distinct architectures; asked for {n}")
+            raise SpaceError(f"space {shown(self.name)} has only {size} distinct architectures; asked for {n}")
         return list(itertools.islice(self.distinct_samples(seed), n))
 
     def enumerate(self, limit: int = 100_000) -> Iterator[Architecture]:
         """Every distinct architecture, when the space has at most ``limit`` of them."""
         size = self.size()
         if size > limit:
-            raise SpaceError(f"space {self.name!r} has {size:,} architectures, too many to enumerate (limit {limit:,})")
+            raise SpaceError(
+                f"space {shown(self.name)} has {size:,} architectures, too many to enumerate (limit {limit:,})"
+            )
         seen: set[str] = set()
         for arch in self._walk():
             h = arch.semantic_hash
