@@ -18,7 +18,9 @@ from nas.data.fashion_mnist import load_fashion_mnist, read_idx
 from nas.data.imagefolder import load_imagefolder
 from nas.data.splits import DatasetSplits, RawData, balanced_indices, build_splits, stratified_split
 from nas.data.synthetic import load_synthetic
-from nas.errors import ConfigError
+from nas.errors import ConfigError, DataError, shown
+from nas.space import rules
+from nas.space.paths import display_path, path_problem
 
 __all__ = [
     "DATASETS",
@@ -60,18 +62,21 @@ def load_dataset(
     ``resolution`` resizes (``None``: native size; 32 for imagefolder, 16 for synthetic). ``options`` go to
     the source (e.g. ``train_size``/``num_classes`` for synthetic, ``test_fraction`` for imagefolder).
     """
-    if name not in _SOURCES:
-        raise ConfigError(f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}.")
+    if not isinstance(name, str) or name not in _SOURCES:
+        raise ConfigError(f"unknown data set {shown(name)}; known data sets: {', '.join(DATASETS)}.")
     loader = _SOURCES[name]
     allowed = [p for p in inspect.signature(loader).parameters if p not in ("data_dir", "resolution")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} for data set {name!r}; it accepts: {', '.join(allowed) or 'none'}."
+            f"unknown option(s) {shown(', '.join(map(str, unknown)))} for data set {shown(name)}; "
+            f"it accepts: {', '.join(allowed) or 'none'}."
         )
-    if resolution is not None and resolution < 4:
-        raise ConfigError(f"resolution must be at least 4 pixels, got {resolution}.")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}.")
+    if resolution is not None and (problem := rules.problem("resolution", resolution)) is not None:
+        raise ConfigError(f"resolution {problem}.")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, int | float) or not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {shown(val_fraction)}.")
+    if data_dir is not None and (problem := path_problem(data_dir)) is not None:
+        raise DataError(f"--data-dir {display_path(data_dir)}: {problem}.")
     raw = loader(None if data_dir is None else Path(data_dir), resolution, **options)
     return build_splits(name, raw, seed=seed, val_fraction=val_fraction)

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas.data.folders import check_folder
 from nas.data.splits import RawData, resize_images
 from nas.errors import DataError
+from nas.space.paths import display_path
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -66,13 +68,13 @@ def find_folder(data_dir: Path | None) -> Path:
             "cifar10 needs --data-dir: download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, extract it "
             f"and pass the folder that holds {FOLDER} (or {FOLDER} itself)."
         )
-    root = Path(data_dir)
+    root = check_folder(data_dir, "CIFAR-10 folder", f"pass --data-dir pointing to the extracted {FOLDER} folder.")
     folder = root / FOLDER if (root / FOLDER).is_dir() else root
     missing = [n for n in (*TRAIN_FILES, TEST_FILE) if not (folder / n).is_file()]
     if missing:
         raise DataError(
-            f"CIFAR-10 not found: {folder} lacks {', '.join(missing)}. Pass --data-dir pointing to the extracted "
-            f"{FOLDER} folder (from cifar-10-python.tar.gz)."
+            f"CIFAR-10 not found: {display_path(folder)} lacks {', '.join(missing)}. Pass --data-dir pointing to "
+            f"the extracted {FOLDER} folder (from cifar-10-python.tar.gz)."
         )
     return folder
 

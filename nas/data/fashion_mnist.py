@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.data.folders import MISSING, folder_problem
 from nas.data.splits import RawData, resize_images
 from nas.errors import DataError
+from nas.space.paths import display_path
 
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -64,7 +66,14 @@ def read_idx(path: str | Path, *, magic: int | None = None) -> torch.Tensor:
 
 
 def _find_files(data_dir: Path | None) -> dict[str, Path]:
-    folder = DEFAULT_DIR if data_dir is None else Path(data_dir)
+    folder = DEFAULT_DIR if data_dir is None else data_dir
+    problem = folder_problem(folder)
+    if problem is not None and problem != MISSING:
+        raise DataError(
+            f"Fashion-MNIST: {display_path(folder)} {problem}; pass --data-dir DIR pointing to a folder holding "
+            f"{', '.join(FILES.values())}."
+        )
+    folder = Path(folder)
     found: dict[str, Path] = {}
     missing: list[str] = []
     for key, name in FILES.items():
@@ -75,11 +84,11 @@ def _find_files(data_dir: Path | None) -> dict[str, Path]:
         else:
             found[key] = hit
     if missing:
-        where = "does not exist" if not folder.is_dir() else f"lacks {', '.join(missing)}"
+        where = MISSING if problem == MISSING else f"lacks {', '.join(missing)}"
         raise DataError(
-            f"Fashion-MNIST not found: {folder} {where}. Install it with `apt-get install dataset-fashion-mnist` "
-            f"(files go to {DEFAULT_DIR}) or pass --data-dir DIR pointing to a folder holding "
-            f"{', '.join(FILES.values())}."
+            f"Fashion-MNIST not found: {display_path(folder)} {where}. Install it with "
+            f"`apt-get install dataset-fashion-mnist` (files go to {DEFAULT_DIR}) or pass --data-dir DIR pointing "
+            f"to a folder holding {', '.join(FILES.values())}."
         )
     return found
 

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas.data.folders import check_folder, check_image_memory
 from nas.data.splits import RawData, stratified_split
 from nas.errors import DataError
+from nas.space.paths import display_path
 
 DEFAULT_RESOLUTION = 32
 EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
@@ -21,19 +23,26 @@ TEST_SPLIT_SEED = 0  # the held-out test images of a single tree never depend on
 
 def _scan(root: Path) -> dict[str, list[Path]]:
     """Map each class folder name (sorted) to its sorted image files."""
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"cannot list the image folder {display_path(root)}: {exc.strerror or exc}.") from None
     tree: dict[str, list[Path]] = {}
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+        try:
+            files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+        except OSError as exc:
+            raise DataError(f"cannot list the class folder {display_path(folder)}: {exc.strerror or exc}.") from None
         if not files:
             raise DataError(
-                f"class folder {folder} holds no images ({', '.join(sorted(EXTENSIONS))}); add some or remove it."
+                f"class folder {display_path(folder)} holds no images ({', '.join(sorted(EXTENSIONS))}); "
+                "add some or remove it."
             )
         tree[folder.name] = files
     if len(tree) < 2:
         raise DataError(
-            f"{root} holds {len(tree)} class folder(s); an image folder needs at least 2 (one sub-folder per class, "
-            f"e.g. {root}/cat/*.png and {root}/dog/*.png)."
+            f"{display_path(root)} holds {len(tree)} class folder(s); an image folder needs at least 2 "
+            "(one sub-folder per class, e.g. cat/*.png and dog/*.png)."
         )
     return tree
 
@@ -44,8 +53,9 @@ def _read_image(path: Path, resolution: int) -> np.ndarray:
     try:
         with Image.open(path) as img:
             rgb = img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise DataError(f"cannot read image {path} ({exc}); remove or replace it.") from exc
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise DataError(f"cannot read image {display_path(path)} ({reason}); remove or replace it.") from exc
     w, h = rgb.size
     scale = resolution / min(w, h)
     size = (max(resolution, round(w * scale)), max(resolution, round(h * scale)))
@@ -66,26 +76,37 @@ def _load_tree(tree: dict[str, list[Path]], class_index: dict[str, int], resolut
     return x, torch.tensor(labels, dtype=torch.int64)
 
 
+def _check_memory(trees: list[dict[str, list[Path]]], resolution: int, root: Path) -> None:
+    """Decoded images are held twice while stacked (the list and the tensor): refuse what cannot fit."""
+    count = sum(len(files) for tree in trees for files in tree.values())
+    check_image_memory(count, 3, resolution, f"image folder {display_path(root)}", bytes_per_value=2)
+
+
 def load_imagefolder(
     data_dir: Path | None = None, resolution: int | None = None, test_fraction: float = 0.2
 ) -> RawData:
     """Load an image tree as uint8 N x 3 x R x R (R = ``resolution``, default 32); horizontal flips allowed."""
     if data_dir is None:
         raise DataError("the imagefolder data set needs --data-dir pointing to a folder with one sub-folder per class.")
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist; pass --data-dir pointing to an existing folder.")
+    root = check_folder(
+        data_dir, "image folder", "pass --data-dir pointing to a folder with one sub-folder per class."
+    )
     res = DEFAULT_RESOLUTION if resolution is None else resolution
     if (root / "train").is_dir() and (root / "test").is_dir():
         train_tree, test_tree = _scan(root / "train"), _scan(root / "test")
         unknown = sorted(set(test_tree) - set(train_tree))
         if unknown:
-            raise DataError(f"{root}/test has classes missing from {root}/train: {', '.join(unknown)}.")
+            raise DataError(
+                f"{display_path(root / 'test')} has classes missing from {display_path(root / 'train')}: "
+                f"{', '.join(unknown)[:200]}."
+            )
+        _check_memory([train_tree, test_tree], res, root)
         index = {name: k for k, name in enumerate(train_tree)}
         train_x, train_y = _load_tree(train_tree, index, res)
         test_x, test_y = _load_tree(test_tree, index, res)
     else:
         tree = _scan(root)
+        _check_memory([tree], res, root)
         index = {name: k for k, name in enumerate(tree)}
         x, y = _load_tree(tree, index, res)
         keep, held = stratified_split(y, test_fraction, TEST_SPLIT_SEED)

@@ -203,10 +203,19 @@ def channel_stats(x: torch.Tensor, chunk: int = 8192) -> tuple[tuple[float, ...]
 
 
 def resize_images(x: torch.Tensor, resolution: int, chunk: int = 4096) -> torch.Tensor:
-    """Resize uint8 N x C x H x W images to ``resolution`` (bilinear, antialiased); no-op when already there."""
+    """Resize uint8 N x C x H x W images to ``resolution`` (bilinear, antialiased); no-op when already there.
+
+    The output is checked against memory before it is allocated (a DataError with the numbers), and the
+    float32 working copy is cut into chunks of at most ``chunk`` images and about 256 MiB.
+    """
+    from nas.data.folders import check_image_memory
+
     if x.shape[-2:] == (resolution, resolution):
         return x
-    out = torch.empty((x.shape[0], x.shape[1], resolution, resolution), dtype=torch.uint8)
+    n, c = int(x.shape[0]), int(x.shape[1])
+    check_image_memory(n, c, resolution, f"resizing to {resolution} px")
+    chunk = max(1, min(chunk, (256 << 20) // (4 * c * max(resolution, *x.shape[-2:]) ** 2)))
+    out = torch.empty((n, c, resolution, resolution), dtype=torch.uint8)
     for start in range(0, x.shape[0], chunk):
         block = x[start : start + chunk].float()
         y = F.interpolate(block, size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)

@@ -55,6 +55,10 @@ def load_synthetic(
             f"synthetic data needs num_classes >= 2, channels >= 1, resolution >= 4 and train_size >= num_classes "
             f"(got {num_classes}, {channels}, {res}, {train_size})."
         )
+    from nas.data.folders import check_image_memory
+
+    # generation holds float32 images (4 bytes a value) before they become uint8
+    check_image_memory(train_size + test_size, channels, res, "synthetic data", bytes_per_value=5)
     gen = torch.Generator().manual_seed(data_seed)
     params = _class_params(num_classes, channels, gen)
     train_x, train_y = _sample(params, train_size, res, noise, gen)
