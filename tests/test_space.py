@@ -209,3 +209,87 @@ def test_space_files_are_yaml_safe(tmp_path: Path) -> None:
     with pytest.raises(SpaceError, match="malformed YAML"):
         load_space_file(evil)
     assert yaml.safe_load("a: 1") == {"a": 1}
+
+
+def _yaml_accepts(stage: dict, stem: dict, head: dict) -> bool:
+    data = {"stem": stem, "head": head, "stages": [{"depth": stage["depth"], "width": stage["width"],
+                                                    "stride": stage["stride"]}],
+            "choices": {"block": "inverted", "kernel": stage["kernel"], "expansion": stage["expansion"]}}
+    try:
+        Space(parse_space(data, "rules.yaml")).enumerate().__next__()
+    except SpaceError:
+        return False
+    return True
+
+
+def _string_accepts(stage: dict, stem: dict, head: dict) -> bool:
+    head_token = "/head" + (f"_c{head['width']}" if head.get("width") is not None else "")
+    text = (f"stem_c{stem['width']}_k{stem['kernel']}_s{stem['stride']}/inverted_d{stage['depth']}"
+            f"_s{stage['stride']}_c{stage['width']}_e{stage['expansion']}_k{stage['kernel']}_relu{head_token}")
+    try:
+        Architecture.parse(text)
+    except SpaceError:
+        return False
+    return True
+
+
+_STAGE = {"depth": 1, "width": 16, "stride": 1, "kernel": 3, "expansion": 4}
+_STEM = {"width": 16, "kernel": 3, "stride": 1}
+_RULE_GRID = (
+    [("stage", "stride", v) for v in (0, 1, 2, 3, 4)]
+    + [("stage", "kernel", v) for v in (0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 17)]
+    + [("stage", "width", v) for v in (0, 1, 16_384, 16_385, 99_999_999)]
+    + [("stage", "depth", v) for v in (0, 1, 128, 129)]
+    + [("stage", "expansion", v) for v in (0, 1, 16, 17)]
+    + [("stem", "width", v) for v in (0, 1, 16_384, 16_385)]
+    + [("stem", "stride", v) for v in (0, 1, 2, 3, 4, 8, 9)]
+    + [("head", "width", v) for v in (0, 1, 16_384, 16_385)]
+    + [("stem-kernel-stride", "kernel", (k, s)) for k in (1, 2, 3, 4, 5, 6, 15, 16) for s in (1, 2, 4, 9)]
+)
+
+
+@pytest.mark.parametrize("part,field,value", _RULE_GRID)
+def test_yaml_and_string_obey_one_set_of_rules(part: str, field: str, value) -> None:
+    stage, stem, head = dict(_STAGE), dict(_STEM), {}
+    if part == "stage":
+        stage[field] = value
+    elif part == "stem":
+        stem[field] = value
+    elif part == "head":
+        head[field] = value
+    else:
+        stem["kernel"], stem["stride"] = value
+    assert _yaml_accepts(stage, stem, head) == _string_accepts(stage, stem, head)
+
+
+def test_what_the_rules_allow_and_refuse() -> None:
+    accepted = ["stem_c40_k4_s4/convnext_d1_s1_c40_e4_k7_gelu_dw", "stem_c64_k7_s2_pool/basic_d1_s1_c64_k3_relu_bn",
+                "stem_c8_k4_s1/basic_d1_c8_k1_relu", "stem_c16384/basic_d128_c16384_k15_relu/head_c16384"]
+    for text in accepted:
+        Architecture.parse(text)
+    refused = ["stem_c16/basic_d1_s3_c16_k3_relu", "stem_c16/basic_d1_c16_k4_relu", "stem_c16/basic_d1_c0_k3_relu",
+               "stem_c16/basic_d1_c16_k3_relu/head_c0", "stem_c\uff11\uff16/basic_d1_c16_k3_relu",
+               "stem_c16_k4_s9/basic_d1_c16_k3_relu", "stem_c16_k4_s2/basic_d1_c16_k3_relu"]
+    for text in refused:
+        with pytest.raises(SpaceError):
+            Architecture.parse(text)
+
+
+def test_load_target_tells_files_directories_and_strings_apart(tmp_path: Path) -> None:
+    from nas.space import load_target
+
+    with pytest.raises(SpaceError, match="is a directory, not a space file"):
+        load_target(str(tmp_path))
+    space = tmp_path / "space"  # a file without a .yaml suffix is still read as a space file
+    space.write_text("stages: [{depth: 1, width: 8}]\n")
+    assert load_target(str(space)).space is not None
+    assert load_target("stem_c16/basic_d1_c16_k3_relu").arch is not None
+    with pytest.raises(SpaceError, match="too long"):
+        load_target("stem_c16/" + "a/" * 5000)  # never handed to the file system as a path
+
+
+def test_descriptions_are_kept_whole(tmp_path: Path) -> None:
+    long = "word " * 12_000  # 60 KB, under the 64 KiB limit on a space file
+    path = tmp_path / "long.yaml"
+    path.write_text(f"description: {long}\nstages: [{{depth: 1, width: 8}}]\n")
+    assert load_space_file(path).description == long.strip()

@@ -6,9 +6,10 @@ memory is an upper estimate of the float32 bytes of every layer output in one fo
 
 - the input image, and the stem's conv, norm and activation outputs (stem width x ceil(R / s)^2 each), plus
   the max-pool's output;
-- per block: ``LAYERS_PER_BLOCK`` outputs, each counted at the block's widest tensor (max(C_in, C_out) times
-  the expansion for the families that expand, ``inverted`` and ``convnext``) and at the block's INPUT
-  resolution (before its stride), which bounds every layer of every family from above;
+- per block, at the block's INPUT resolution (before its stride) and counting each output at the widest it
+  can be: ``LAYERS_PER_BLOCK`` outputs of max(C_in, C_out) channels for the families that do not expand,
+  and for the two that do (``inverted``: 1x1 to C_in·e, ``convnext``: 1x1 to C_out·e) their wide layers
+  at max(C_in, C_out)·e plus their narrow ones at max(C_in, C_out) (``EXPANDING_LAYERS``);
 - the head's 1x1 conv, norm and activation, and the logits.
 
 The estimate is at most a few times the measured value (a test pins the ratio on the baselines). It says
@@ -33,7 +34,8 @@ from nas.space.architecture import Architecture
 
 BYTES_PER_VALUE = 4  # float32
 LAYERS_PER_BLOCK = 14  # leaf outputs of the largest family (sandglass: 11) + the residual sum, rounded up
-EXPANDING_FAMILIES = frozenset({"inverted", "convnext"})
+# (wide, narrow) outputs of the expanding families, solu's inner LayerNorm and the residual sum included
+EXPANDING_LAYERS = {"inverted": (8, 4), "convnext": (4, 8)}
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,14 @@ class MemoryEstimate:
 
 
 def format_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'; 3 * 2**40 -> '3.0 TiB'."""
+    """1536 -> '1.5 KiB'; 3 * 2**40 -> '3.0 TiB'; beyond exbibytes, '4e+300 B'."""
+    if n >= 1024**7:
+        return f"{float(n):.3g} B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
+        if abs(n) < 1024:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024
-    return f"{n:,.1f} PiB"  # pragma: no cover
+    return f"{n:,.1f} EiB"
 
 
 def _cgroup_limit() -> int | None:
@@ -96,11 +100,11 @@ def activation_elements(arch: Architecture, *, in_channels: int, num_classes: in
         total += stem.width * size * size
     c = stem.width
     for stage in arch.stages:
-        expand = stage.expansion if stage.block in EXPANDING_FAMILIES else 1
+        wide, narrow = EXPANDING_LAYERS.get(stage.block, (0, LAYERS_PER_BLOCK))
         for i in range(stage.depth):
             stride = stage.stride if i == 0 else 1
-            widest = max(c, stage.width) * expand
-            total += LAYERS_PER_BLOCK * widest * size * size
+            channels = max(c, stage.width)
+            total += (wide * stage.expansion + narrow) * channels * size * size
             size, c = _out(size, stride), stage.width
     if arch.head.width:
         total += 3 * arch.head.width * size * size
@@ -136,10 +140,11 @@ def check_memory(
     estimate = estimate_memory(arch, in_channels=in_channels, num_classes=num_classes, resolution=resolution)
     limit = available_memory() if available is None else available
     if estimate.total_bytes > limit:
+        side = str(resolution) if resolution < 10**24 else _count(resolution)
         raise BudgetError(
-            f"this network cannot be built here: {estimate.params:,} parameters "
+            f"this network cannot be built here: {_count(estimate.params)} parameters "
             f"({format_bytes(estimate.param_bytes)}) and about {format_bytes(estimate.activation_bytes)} of "
-            f"activations for one {resolution}x{resolution} image need {estimate.total_bytes:,} bytes, more than "
+            f"activations for one {side}x{side} image need {_count(estimate.total_bytes)} bytes, more than "
             f"the {limit:,} bytes ({format_bytes(limit)}) of memory here; use smaller widths, a smaller budget "
             "or a lower resolution"
         )
@@ -151,8 +156,12 @@ def check_param_budget(params: int, *, available: int | None = None) -> None:
     limit = available_memory() if available is None else available
     needed = params * BYTES_PER_VALUE
     if needed > limit:
-        shown_params = f"{params:,}" if params < 10**30 else f"about 10^{int(math.log10(params))}"
         raise BudgetError(
-            f"a budget of {shown_params} parameters needs {format_bytes(needed)} for the weights alone, more than "
-            f"the {limit:,} bytes ({format_bytes(limit)}) of memory here; use a smaller budget"
+            f"a budget of {_count(params)} parameters needs {_count(needed)} bytes ({format_bytes(needed)}) for the "
+            f"weights alone, more than the {limit:,} bytes ({format_bytes(limit)}) of memory here; use a smaller budget"
         )
+
+
+def _count(n: int) -> str:
+    """1234567 -> '1,234,567'; a number of more than 24 digits -> '1.23e+30'."""
+    return f"{n:,}" if n < 10**24 else f"{float(n):.3g}" if n < 10**300 else f"about 10^{int(math.log10(n))}"
