@@ -292,4 +292,7 @@ def test_descriptions_are_kept_whole(tmp_path: Path) -> None:
     long = "word " * 12_000  # 60 KB, under the 64 KiB limit on a space file
     path = tmp_path / "long.yaml"
     path.write_text(f"description: {long}\nstages: [{{depth: 1, width: 8}}]\n")
-    assert load_space_file(path).description == long.strip()
+    spec = load_space_file(path)
+    assert spec.description == long.strip()
+    excerpt = spec.description_excerpt(100)
+    assert len(excerpt) < 130 and excerpt.endswith("(59,999 characters)")

@@ -104,6 +104,13 @@ class SpaceSpec:
     source: str
     raw: dict[str, Any]
 
+    def description_excerpt(self, limit: int = 300) -> str:
+        """The description as a display shows it: whitespace folded, at most ``limit`` characters (kept whole)."""
+        head = " ".join(self.description[: limit * 4].split())
+        if len(head) <= limit and len(self.description) <= limit * 4:
+            return head
+        return head[: limit - 1] + f"… ({len(self.description):,} characters)"
+
 
 class _Where:
     """Builds error messages that name the file and the key path."""
