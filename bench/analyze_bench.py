@@ -11,7 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nas.analysis import analyze_runs, write_synthetic_run
+from nas.analysis import analyze_runs
+from nas.testing import make_run
 
 TARGET_S = 30.0
 
@@ -25,7 +26,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
-        run_dir = write_synthetic_run(root / f"bench_{args.trials}", args.trials, args.seed)
+        run_dir = make_run(root / f"bench_{args.trials}", args.trials, args.seed).root
         out = io.StringIO()
         start = time.perf_counter()
         summary = analyze_runs(

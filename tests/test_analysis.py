@@ -15,14 +15,15 @@ import pytest
 import yaml
 from rich.console import Console
 
-from nas.analysis import analyze_runs, write_synthetic_run
+from nas.analysis import analyze_runs, load_run
 from nas.analysis.features import arch_features
-from nas.analysis.objectives import resolve_objectives
 from nas.analysis.pareto import hypervolume
 from nas.analysis.stats import bootstrap_median_ci, ecdf, spearman
-from nas.analysis.store import TRIAL_COLUMNS, load_run
 from nas.errors import ConfigError, RunStoreError
+from nas.objectives import Objective, resolve_objectives
+from nas.run import TRIAL_COLUMNS
 from nas.space.architecture import Architecture
+from nas.testing import make_run as make_store
 
 # ---- helpers: hand-built runs and independent reference implementations ---------------------------------------
 
@@ -33,33 +34,24 @@ def arch_string(i: int, block: str = "inverted", act: str = "relu") -> str:
 
 
 def make_run(
-    path: Path, rows: list[dict[str, object]], *, objectives: list[dict[str, str]] | None = None, sampler: str = "tpe"
+    path: Path, rows: list[dict[str, object]], *, objectives: tuple[str, ...] = ("accuracy", "polysemanticity"),
+    sampler: str = "tpe",
 ) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    config = {
-        "name": path.name,
-        "objectives": objectives
-        or [{"name": "accuracy", "direction": "maximize"}, {"name": "polysemanticity", "direction": "minimize"}],
-        "sampler": sampler,
-        "fidelity": {"name": "quick", "epochs": 1},
-        "dataset": "fashion-mnist",
-        "seed": 0,
-    }
-    (path / "run.yaml").write_text(yaml.safe_dump(config))
+    """A run folder of hand-built trial rows, written through RunStore (nas.testing.make_run)."""
     out = []
     for i, row in enumerate(rows):
-        full: dict[str, object] = {c: "" for c in TRIAL_COLUMNS}
-        full.update(trial_id=i, status="complete", reused="false", fidelity="quick", params=100_000 + i, macs=10**6)
+        full: dict[str, object] = dict(trial_id=i, status="complete", reused=False, fidelity="quick",
+                                       params=100_000 + i, macs=10**6)
         if "arch" not in row:
             full["arch"] = arch_string(i, str(row.get("block", "inverted")), str(row.get("act", "relu")))
         full.update({k: v for k, v in row.items() if k in TRIAL_COLUMNS})
         full["arch_hash"] = row.get("arch_hash") or Architecture.parse(str(full["arch"])).semantic_hash
         out.append(full)
-    with open(path / "trials.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(TRIAL_COLUMNS))
-        writer.writeheader()
-        writer.writerows(out)
-    return path
+    return make_store(path, len(out), rows=out, objectives=objectives, sampler=sampler).root
+
+
+def write_synthetic_run(path: Path, n_trials: int, seed: int, **kw: object) -> Path:
+    return make_store(path, n_trials, seed, **kw).root  # type: ignore[arg-type]
 
 
 def run(paths: list[Path] | Path, **kw: object):
@@ -325,7 +317,7 @@ def test_unit_helpers() -> None:
 
 def test_objective_resolution() -> None:
     cols = list(TRIAL_COLUMNS)
-    cfg = {"objectives": [{"name": "accuracy", "direction": "maximize"}, {"name": "overlap", "direction": "minimize"}]}
+    cfg = [Objective("accuracy", "maximize"), Objective("overlap", "minimize")]  # the run's objectives
     assert [(o.name, o.direction) for o in resolve_objectives(None, cfg, cols)] == [
         ("accuracy", "maximize"),
         ("overlap", "minimize"),
@@ -337,7 +329,8 @@ def test_objective_resolution() -> None:
         ("train_images_per_s", "maximize"),
         ("wall_s", "maximize"),
     ]
-    assert resolve_objectives(["interference"], {}, cols)[0].name == "polysemanticity"
+    default = [Objective("accuracy", "maximize"), Objective("polysemanticity", "minimize")]
+    assert resolve_objectives(["interference"], default, cols)[0].name == "polysemanticity"
     for bad in (["sparsity"], ["arch"], ["accuracy:up"], ["accuracy,accuracy"], [""]):
         with pytest.raises(ConfigError):
             resolve_objectives(bad, cfg, cols)
@@ -365,7 +358,7 @@ def test_bad_input_raises_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown output format"):
         run(ok, fmt="xml")
     (ok / "run.yaml").write_text("objectives: [unclosed\n")
-    with pytest.raises(RunStoreError, match="cannot read"):
+    with pytest.raises(RunStoreError, match="cannot be read"):
         run(ok)
     bad_arch = make_run(tmp_path / "badarch", [{"arch": "stem_c16/warp_d1_c16_relu", "arch_hash": "x", "accuracy": 0.5,
                                                 "polysemanticity": 0.5}])  # fmt: skip
@@ -434,3 +427,88 @@ def test_importances_cover_the_choices(tmp_path: Path) -> None:
         }
         assert sum(values.values()) == pytest.approx(1.0)
     assert imp.evaluator.startswith(("fANOVA", "PED-ANOVA"))
+
+
+# ---- issue 9, bug 1: a run that optimised no interference metric ------------------------------------------------
+
+
+def _section(md: str, title: str) -> str:
+    start = md.index(title)
+    return md[start : md.index("\n### ", start + 1)]
+
+
+def test_accuracy_params_run_does_not_call_params_interference(tmp_path: Path) -> None:
+    path = write_synthetic_run(tmp_path / "ap", 90, seed=6, objectives=("accuracy", "params"))
+    buf = io.StringIO()
+    summary = run(path, console=Console(file=buf, width=200))
+    (a,) = summary.runs[0].analyses
+    assert [o.name for o in a.objectives] == ["accuracy", "params"]
+    # the paper's question is asked of a recorded interference metric, never of params
+    assert (a.interference, a.interference_optimised) == ("polysemanticity", False)
+    rows = analysed_from_csv(path, ("accuracy", "params"))
+    acc = pd.Series([float(r["accuracy"]) for r in rows])
+    poly = pd.Series([float(r["polysemanticity"]) for r in rows])
+    assert a.correlations[0].rho == pytest.approx(np.corrcoef(poly.rank(), acc.rank())[0, 1], abs=1e-12)
+    section = _section((path / "report" / "report.md").read_text(), "### Does lower interference buy accuracy?")
+    assert "between params" not in section and "against params" not in section
+    assert "the run optimised no interference metric (its objectives: accuracy, params)" in section
+    assert "polysemanticity is recorded, not optimised" in section
+    text = buf.getvalue()
+    assert "Spearman(params" not in text and "Spearman(polysemanticity, accuracy)" in text
+    assert "the run optimised no interference metric" in text and "recorded, not optimised" in text
+    data = json.loads((path / "report" / "summary.json").read_text())["fidelities"][0]
+    assert (data["interference"], data["interference_optimised"]) == ("polysemanticity", False)
+    with pytest.raises(ConfigError, match="optimised none"):
+        run(path, objectives=["accuracy,interference"])
+
+    # no interference metric recorded either: said so, nothing computed
+    rows = [{"accuracy": 0.5 + i / 100} for i in range(6)]
+    bare = make_run(tmp_path / "bare", rows, objectives=("accuracy", "params"))
+    buf = io.StringIO()
+    (b,) = run(bare, console=Console(file=buf, width=200)).runs[0].analyses
+    assert b.interference is None and b.correlations == []
+    section = _section((bare / "report" / "report.md").read_text(), "### Does lower interference buy accuracy?")
+    assert "optimised no interference metric" in section and "Not computed" in section and "params" in section
+    assert "Spearman" not in buf.getvalue() and "optimised no interference metric" in buf.getvalue()
+
+
+def test_an_optimised_interference_metric_is_not_flagged(tmp_path: Path) -> None:
+    path = make_run(tmp_path / "ov", [{"accuracy": 0.6 + i / 50, "overlap": 0.2 + i / 40} for i in range(5)],
+                    objectives=("accuracy", "overlap"))  # fmt: skip
+    (a,) = run(path, objectives=["accuracy", "params"]).runs[0].analyses  # the run's own interference metric
+    assert (a.interference, a.interference_optimised) == ("overlap", True)
+    assert "Not an objective" not in (path / "report" / "report.md").read_text()
+
+
+# ---- issue 9/10: run.yaml is read strictly; --out must be a folder -------------------------------------------------
+
+
+def test_old_style_and_off_schema_run_yaml_are_refused_naming_the_key(tmp_path: Path) -> None:
+    path = make_run(tmp_path / "old", [{"accuracy": 0.8, "polysemanticity": 0.4}])
+    config = yaml.safe_load((path / "run.yaml").read_text())
+    old = {k: v for k, v in config.items() if k != "version"}
+    old["budget"] = 1_500_000  # the old fixture's dialect
+    (path / "run.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(RunStoreError, match="no 'version' key"):
+        run(path)
+    (path / "run.yaml").write_text(yaml.safe_dump({**config, "tolerance": 0.05}))
+    with pytest.raises(RunStoreError, match="unknown key 'tolerance'"):
+        run(path)
+    (path / "run.yaml").write_text(yaml.safe_dump({**config, "sampler": {"name": "tpe"}}))
+    with pytest.raises(RunStoreError, match="sampler should be str"):
+        run(path)
+    assert not (path / "report").exists()
+
+
+def test_out_naming_a_file_is_a_config_error_and_writes_nothing(tmp_path: Path) -> None:
+    path = make_run(tmp_path / "r", [{"accuracy": 0.8, "polysemanticity": 0.4}])
+    taken = tmp_path / "taken.txt"
+    taken.write_text("keep me")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        run(path, out_dir=taken)
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        run(path, out_dir=taken / "report")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        run([path, make_run(tmp_path / "s", [{"accuracy": 0.7, "polysemanticity": 0.3}])], out_dir=taken)
+    assert taken.read_text() == "keep me"
+    assert not (path / "report").exists() and not (tmp_path / "s" / "report").exists()

@@ -1,8 +1,13 @@
 """Analysis of a run store: Pareto fronts, hypervolume, design-choice statistics, plots and the report.
 
 Public entry points (imported lazily, so that ``import nas.analysis`` stays light):
-``analyze_runs`` (what ``nas analyze`` calls), ``AnalysisSummary``, ``load_run`` and
-``write_synthetic_run`` (a generated run folder for tests and benchmarks).
+``analyze_runs`` (what ``nas analyze`` calls), ``AnalysisSummary`` (what it returns), and ``Run`` /
+``load_run`` (a run as analysis reads it, through :class:`nas.run.RunStore`).
+
+Modules: ``view`` (read a run), ``analyze`` (one fidelity's numbers), ``features`` (design choices of an
+architecture), ``pareto`` (hypervolume), ``stats`` (EDFs, bootstrap, Spearman, importances), ``summary``
+(what a report says), ``files`` / ``markdown`` / ``plots`` (the report folder), ``terminal`` (console
+output), ``report`` (``analyze_runs``).
 """
 
 from __future__ import annotations
@@ -11,17 +16,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from nas.analysis.report import AnalysisSummary, analyze_runs
-    from nas.analysis.store import load_run
-    from nas.analysis.synthetic import write_synthetic_run
+    from nas.analysis.report import analyze_runs
+    from nas.analysis.summary import AnalysisSummary
+    from nas.analysis.view import Run, load_run
 
-__all__ = ["AnalysisSummary", "analyze_runs", "load_run", "write_synthetic_run"]
+__all__ = ["AnalysisSummary", "Run", "analyze_runs", "load_run"]
 
 _LOCATIONS = {
-    "AnalysisSummary": "nas.analysis.report",
+    "AnalysisSummary": "nas.analysis.summary",
+    "Run": "nas.analysis.view",
     "analyze_runs": "nas.analysis.report",
-    "load_run": "nas.analysis.store",
-    "write_synthetic_run": "nas.analysis.synthetic",
+    "load_run": "nas.analysis.view",
 }
 
 

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.analysis.features import CHOICES, choice_frame
-from nas.analysis.objectives import INTERFERENCE_METRICS, Objective
-from nas.analysis.pareto import ReferencePoint, front_ranks, hypervolume, hypervolume_history, loss_matrix
+from nas.analysis.pareto import ReferencePoint, hypervolume, hypervolume_history
 from nas.analysis.pareto import reference_point as make_reference
 from nas.analysis.stats import (
     ChoiceStats,
@@ -20,7 +19,15 @@ from nas.analysis.stats import (
     correlation_table,
     importances,
 )
-from nas.analysis.store import STATUSES
+from nas.objectives import (
+    DEFAULT_INTERFERENCE,
+    INTERFERENCE_METRICS,
+    Objective,
+    front_ranks,
+    interference_objective,
+    loss_matrix,
+)
+from nas.run import STATUSES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,6 +62,7 @@ class FidelityAnalysis:
     fidelity: str
     objectives: list[Objective]
     interference: str | None  # the interference metric of the correlation and EDFs, None if not recorded
+    interference_optimised: bool  # False: no interference metric was an objective; ``interference`` is only recorded
     counts: Counts
     table: pd.DataFrame  # analysed trials, trial order: trial columns + choice features + rank + trials_run
     losses: np.ndarray  # (analysed, k) minimisation-space objectives, rows as in table
@@ -89,6 +97,7 @@ class FidelityAnalysis:
             "fidelity": self.fidelity,
             "objectives": [o.to_dict() for o in self.objectives],
             "interference": self.interference,
+            "interference_optimised": self.interference_optimised,
             "counts": self.counts.to_dict(),
             "reference_point": self.reference.to_dict(self.objectives),
             "hypervolume": self.hypervolume,
@@ -134,6 +143,7 @@ def analyze_fidelity(
     run_label: str,
     fidelity: str,
     interference: str | None,
+    interference_optimised: bool = True,
     reference: ReferencePoint | None = None,
     with_importances: bool = True,
     seed: int = 0,
@@ -160,6 +170,7 @@ def analyze_fidelity(
         fidelity=fidelity,
         objectives=objectives,
         interference=interference if interference in table.columns else None,
+        interference_optimised=interference_optimised,
         counts=counts,
         table=table,
         losses=losses,
@@ -203,9 +214,30 @@ def edf_metrics(table: pd.DataFrame, interference: str | None) -> dict[str, np.n
     return out
 
 
-def pick_interference(objectives: Sequence[Objective], run_interference: str) -> str:
-    """The interference metric of the paper's question: the first interference objective, else the run's."""
-    for o in objectives:
-        if o.name in INTERFERENCE_METRICS:
-            return o.name
-    return run_interference
+def choose_interference(
+    objectives: Sequence[Objective], run_objectives: Sequence[Objective], complete: pd.DataFrame
+) -> tuple[str | None, bool]:
+    """The interference metric of the paper's question, and whether it was optimised.
+
+    It is the first interference objective of the analysis, else of the run (:func:`interference_objective`).
+    When neither optimised one (e.g. ``accuracy,params``), no other objective stands in for it: the first
+    interference metric the completed trials recorded is used (polysemanticity first; every trial records
+    the interference suite), flagged as not optimised; else there is none.
+    """
+    chosen = interference_objective(objectives) or interference_objective(run_objectives)
+    if chosen is not None:
+        return chosen.name, True
+    for name in dict.fromkeys((DEFAULT_INTERFERENCE, *INTERFERENCE_METRICS)):
+        if name in complete.columns and np.isfinite(complete[name].to_numpy(dtype=float)).any():
+            return name, False
+    return None, False
+
+
+def interference_note(a: FidelityAnalysis, run_objectives: Sequence[Objective]) -> str:
+    """One sentence when the run optimised no interference metric (empty when it did)."""
+    if a.interference_optimised:
+        return ""
+    said = f"the run optimised no interference metric (its objectives: {', '.join(o.name for o in run_objectives)})"
+    if a.interference is None:
+        return f"{said}, and its trials recorded none of {', '.join(INTERFERENCE_METRICS)}"
+    return f"{said}; {a.interference} is recorded, not optimised"

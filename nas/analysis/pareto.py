@@ -1,8 +1,9 @@
-"""Non-dominated sorting, hypervolume and its history, with a stated reference point.
+"""Hypervolume and its history, with a stated reference point.
 
 All computations run in minimisation ("loss") space (see ``Objective.to_loss``): error = 1 − accuracy,
-interference metrics as they are. Ranks come from Optuna's fast non-dominated sort and volumes from
-Optuna's exact hypervolume (WFG; a sweep in 2-D); both are private Optuna helpers, used here in one place.
+interference metrics as they are. Ranks come from :func:`nas.objectives.front_ranks` (the one
+non-dominated sort); volumes from Optuna's exact hypervolume (WFG; a sweep in 2-D), a private Optuna
+helper used here in one place.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.analysis.objectives import Objective
+from nas.objectives import Objective
 
 REFERENCE_MARGIN = 0.1  # unbounded objectives: reference = worst observed loss + 10 % of its magnitude
 
@@ -32,12 +33,6 @@ class ReferencePoint:
             o.name: {"loss": o.loss_label, "reference": float(r), "rule": rule}
             for o, r, rule in zip(objectives, self.loss, self.rules, strict=True)
         }
-
-
-def loss_matrix(values: np.ndarray, objectives: Sequence[Objective]) -> np.ndarray:
-    """(n, k) raw objective values -> (n, k) losses (smaller is better in every column)."""
-    values = np.asarray(values, dtype=float).reshape(len(values), len(objectives))
-    return np.column_stack([o.to_loss(values[:, i]) for i, o in enumerate(objectives)]) if len(objectives) else values
 
 
 def reference_point(losses: np.ndarray, objectives: Sequence[Objective]) -> ReferencePoint:
@@ -64,16 +59,6 @@ def reference_point(losses: np.ndarray, objectives: Sequence[Objective]) -> Refe
         else:
             rules.append(f"observed: max {obj.name} + 10 % of |max| = {worst + margin:.6g}")
     return ReferencePoint(tuple(ref), tuple(rules))
-
-
-def front_ranks(losses: np.ndarray) -> np.ndarray:
-    """Front number of every point, 1 = non-dominated; equal points share a front."""
-    from optuna.study._multi_objective import _fast_non_domination_rank
-
-    losses = np.asarray(losses, dtype=float)
-    if len(losses) == 0:
-        return np.zeros(0, dtype=int)
-    return np.asarray(_fast_non_domination_rank(losses), dtype=int) + 1
 
 
 def hypervolume(losses: np.ndarray, reference: np.ndarray) -> float:

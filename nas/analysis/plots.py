@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nas.analysis.features import MIXED, NOT_APPLICABLE
-from nas.analysis.objectives import Objective
 from nas.analysis.stats import Importances, ecdf
 from nas.atomic import atomic_write_bytes
+from nas.objectives import Objective
 from nas.space.vocabulary import FAMILIES
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from nas.analysis.features import value_order
-from nas.analysis.objectives import Objective
+from nas.objectives import Objective
 
 if TYPE_CHECKING:
     import pandas as pd
