@@ -105,6 +105,10 @@ class CheckpointError(NASError):
     """A checkpoint is corrupt or belongs to a different architecture."""
 
 
+class ExportError(NASError):
+    """An export could not be written or does not reproduce the model."""
+
+
 class Diverged(NASError):
     """Training produced a non-finite loss; carries the step and the loss."""
 

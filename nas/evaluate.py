@@ -1,8 +1,9 @@
 """Evaluate one architecture: build, train at a fidelity, measure accuracy, interference and complexity.
 
 `nas eval` and every search trial call :func:`evaluate`; retraining calls it with the
-test split. The probe set is fixed (class-balanced, seed 0, from the validation split) so
-that interference numbers of different trials are comparable.
+test split, a checkpoint folder (resume) and ``keep_diverged``. The probe set is fixed
+(class-balanced, seed 0, from the validation split) so that interference numbers of
+different trials are comparable.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from nas.data import DatasetSplits, balanced_indices
+from nas.errors import Diverged
 from nas.fidelity import Fidelity
 from nas.space.architecture import Architecture
 
@@ -24,11 +26,16 @@ VAL_SEED = 0
 
 @dataclass
 class Evaluation:
-    """Everything measured for one trained architecture."""
+    """Everything measured for one trained architecture.
+
+    ``diverged`` is set only by ``evaluate(..., keep_diverged=True)`` when training diverged; ``metrics``
+    then hold what was measured before training (architecture, params, MACs, fidelity, seed, wall_s).
+    """
 
     arch: Architecture
     model: torch.nn.Module
     metrics: dict[str, Any]
+    diverged: Diverged | None = None
 
 
 def measure_trained(
@@ -111,8 +118,13 @@ def evaluate(
     resume: bool = False,
     split: str = "val",
     epoch_callback: Any = None,
+    keep_diverged: bool = False,
 ) -> Evaluation:
-    """Train ``arch`` (absolute widths) at ``fidelity`` and measure it. Raises ``Diverged`` on a non-finite loss."""
+    """Train ``arch`` (absolute widths) at ``fidelity`` and measure it.
+
+    A non-finite loss raises ``Diverged``, or with ``keep_diverged`` returns an Evaluation carrying it.
+    ``wall_s`` is the whole evaluation, its training summed over the sessions a checkpoint resumed.
+    """
     from nas.complexity import count_macs
     from nas.models import build_model
     from nas.train import Trainer
@@ -123,24 +135,27 @@ def evaluate(
     params = sum(p.numel() for p in model.parameters())
     example = torch.zeros(1, data.in_channels, data.resolution, data.resolution)
     macs, _, _ = count_macs(model, example)
+    metrics: dict[str, Any] = {"arch": arch.to_string(), "arch_hash": arch.semantic_hash, "params": params,
+                               "macs": macs, "fidelity": fidelity.name, "seed": seed}
     trainer = Trainer(device=device, threads=threads, progress=progress, compile=compile)
-    result = trainer.fit(
-        model, data, fidelity, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume, epoch_callback=epoch_callback
-    )
+    fit_started = time.perf_counter()
+    try:
+        result = trainer.fit(model, data, fidelity, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
+                             epoch_callback=epoch_callback)
+    except Diverged as exc:
+        if not keep_diverged:
+            raise
+        metrics["wall_s"] = time.perf_counter() - started
+        return Evaluation(arch=arch, model=model, metrics=metrics, diverged=exc)
+    fit_ended = time.perf_counter()
     measured = measure_trained(model, data, fidelity, device=trainer.device, split=split)
-    wall = time.perf_counter() - started
-    metrics = {
-        "arch": arch.to_string(),
-        "arch_hash": arch.semantic_hash,
-        "params": params,
-        "macs": macs,
-        "fidelity": fidelity.name,
+    metrics.update({
         "epochs": result.epochs,
-        "seed": seed,
         **measured,
         "train_images_per_s": result.images_per_s,
         "train_s": result.wall_s,
         "final_loss": result.final_loss,
-        "wall_s": wall,
-    }
+        # training over every session (result.wall_s), plus this session's set-up and measurement
+        "wall_s": result.wall_s + (fit_started - started) + (time.perf_counter() - fit_ended),
+    })
     return Evaluation(arch=arch, model=model, metrics=metrics)

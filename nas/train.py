@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -150,7 +151,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _load_failure(exc)
         raise CheckpointError(
             f"checkpoint {path} is corrupt or unreadable ({reason}); delete it to train from scratch."
         ) from exc
@@ -161,6 +162,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} has checkpoint format {state['format']}; this version reads format {CHECKPOINT_FORMAT}."
         )
     return state
+
+
+# sentences of torch.load's error text that point at weights_only=False (unsafe on files a user hands in)
+_TORCH_ADVICE = re.compile(
+    r"weights.only|trusted source|file an issue|documentation of torch\.load|In PyTorch \d", re.IGNORECASE
+)
+
+
+def _load_failure(exc: BaseException) -> str:
+    """The first line of torch.load's error without its advice to retry with ``weights_only=False``."""
+    sentences = (s.strip() for line in str(exc).splitlines() for s in re.split(r"(?<=\.)\s+", line))
+    kept = [s for s in sentences if s and not _TORCH_ADVICE.search(s)]
+    return kept[0][:200] if kept else "not a file of plain tensors"
 
 
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], path: str | Path) -> None:

@@ -18,9 +18,12 @@ import torch
 
 from nas.cli import main
 from nas.errors import CheckpointError, ConfigError
+from nas.objectives import Objective
 from nas.retrain import audit, export, select
-from nas.retrain.runner import CHECKPOINT_NAME, METRICS_NAME, RETRAIN_COLUMNS, Job, preflight
-from nas.search.store import TRIAL_COLUMNS, RunStore
+from nas.retrain.plan import CHECKPOINT_NAME, METRICS_NAME, Job, preflight
+from nas.retrain.report import RETRAIN_COLUMNS
+from nas.run import RunStore, TrialRecord, one_per_architecture, pareto_front
+from nas.testing import make_run
 
 torch.set_num_threads(1)
 
@@ -37,45 +40,31 @@ TRIALS = [
     (4, B, 0.5, 0.3, "complete", True),
     (5, D, None, None, "failed", False),
 ]
-OBJECTIVES = [{"name": "accuracy", "direction": "maximize"}, {"name": "polysemanticity", "direction": "minimize"}]
+OBJECTIVES = [Objective("accuracy", "maximize"), Objective("polysemanticity", "minimize")]
 FID = ["--epochs", "2", "--set", "train_images=128", "--set", "batch_size=32", "--set", "probe_images=40",
        "--set", "eval_batch_size=100", "--seed", "1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def make_run(root: Path) -> Path:
-    """A tiny run folder (run.yaml, trial records, trials.csv, study.db) built directly, no search."""
-    import optuna
-
-    from nas.fidelity import get_fidelity
+def tiny_run(root: Path, objectives: tuple[str, ...] = ("accuracy", "polysemanticity")) -> Path:
+    """A tiny run folder (run.yaml, trial records, trials.csv) written through nas.testing.make_run, no search."""
     from nas.models import count_params
-    from nas.space import Architecture
+    from nas.space import Architecture, Budget
 
-    store = RunStore(root)
-    store.write_config({
-        "name": "tiny", "dataset": "synthetic", "data_dir": None, "resolution": None, "seed": 0, "storage": None,
-        "budget": {"params": 20_000, "tolerance": 0.05, "divisor": 8}, "objectives": OBJECTIVES,
-        "fidelity": get_fidelity("quick").to_dict(),
-    })
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{root / 'study.db'}",
-                                directions=["maximize", "minimize"])
+    rows = []
     for tid, text, acc, poly, status, reused in TRIALS:
         arch = Architecture.parse(text)
-        record: dict[str, Any] = {c: None for c in TRIAL_COLUMNS}
-        record.update(trial_id=tid, status=status, reason="" if status == "complete" else "diverged: test",
-                      reused=reused, arch=arch.to_string(), arch_hash=arch.semantic_hash, fidelity="quick",
-                      params=count_params(arch, in_channels=3, num_classes=4), macs=1000 * (tid + 1), epochs=2,
-                      seed=0, accuracy=acc, polysemanticity=poly, overlap=0.1 * tid)
-        store.write_record(record)
-        state = optuna.trial.TrialState.COMPLETE if status == "complete" else optuna.trial.TrialState.FAIL
-        study.add_trial(optuna.trial.create_trial(state=state, values=[acc, poly] if acc is not None else None))
+        rows.append(dict(trial_id=tid, status=status, reason="" if status == "complete" else "diverged: test",
+                         reused=reused, arch=arch.to_string(), arch_hash=arch.semantic_hash, fidelity="quick",
+                         params=count_params(arch, in_channels=3, num_classes=4), macs=1000 * (tid + 1), epochs=2,
+                         seed=0, accuracy=acc, polysemanticity=poly, overlap=0.1 * tid))
+    make_run(root, len(rows), rows=rows, objectives=objectives, dataset="synthetic", budget=Budget(20_000, 0.05, 8))
     return root
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("pristine") / "tiny")
+    return tiny_run(tmp_path_factory.mktemp("pristine") / "tiny")
 
 
 @pytest.fixture
@@ -123,26 +112,28 @@ def test_spread_indices() -> None:
 
 def test_spread_front_and_dedupe() -> None:
     front = [
-        {"trial_id": i, "accuracy": acc, "polysemanticity": poly, "arch_hash": h, "reused": r}
+        TrialRecord.from_dict({"trial_id": i, "status": "complete", "arch": A, "arch_hash": h, "fidelity": "quick",
+                               "accuracy": acc, "polysemanticity": poly, "reused": r})
         for i, acc, poly, h, r in [(0, 0.70, 0.9, "a", False), (1, 0.90, 0.95, "b", False), (2, 0.50, 0.3, "c", False),
                                    (3, 0.60, 0.5, "d", False), (4, 0.80, 0.92, "e", False), (5, 0.60, 0.5, "d", True)]
     ]
-    unique = select.dedupe_front(front)
-    assert [r["trial_id"] for r in unique] == [0, 1, 2, 3, 4]
+    unique = one_per_architecture(front)
+    assert [r.trial_id for r in unique] == [0, 1, 2, 3, 4]
     ordered = select.sort_front(unique, OBJECTIVES)
-    assert [r["trial_id"] for r in ordered] == [1, 4, 0, 3, 2]  # by accuracy, best first
-    assert [r["trial_id"] for r in select.spread_front(unique, OBJECTIVES, 3)] == [1, 0, 2]
-    assert [r["trial_id"] for r in select.spread_front(unique, OBJECTIVES, 2)] == [1, 2]
+    assert [r.trial_id for r in ordered] == [1, 4, 0, 3, 2]  # by accuracy, best first
+    assert [r.trial_id for r in select.spread_front(unique, OBJECTIVES, 3)] == [1, 0, 2]
+    assert [r.trial_id for r in select.spread_front(unique, OBJECTIVES, 2)] == [1, 2]
 
 
-def test_front_read_from_study(run: Path) -> None:
+def test_front_read_from_records(run: Path) -> None:
     from nas.models import build_model
-    from nas.retrain.runner import RetrainOptions, plan_retrain
+    from nas.retrain.plan import RetrainOptions, plan_retrain
     from nas.space import Architecture
 
     config = RunStore(run).read_config()
-    front = select.read_front(run, config, RunStore(run).records())
-    assert [r["trial_id"] for r in front] == [0, 1, 2]  # trial 3 dominated, 4 a reused copy of 1, 5 failed
+    front = pareto_front(RunStore(run).records(), config.objectives, config.fidelity.name)
+    assert not (run / "study.db").exists()  # the front comes from the records alone
+    assert [r.trial_id for r in front] == [0, 1, 2]  # trial 3 dominated, 4 a reused copy of 1, 5 failed
     from nas.fidelity import get_fidelity
 
     plan = plan_retrain(RetrainOptions(fidelity=get_fidelity("full"), run=str(run), top=2))
@@ -175,8 +166,136 @@ def test_bad_selections_exit_2(run: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["retrain", "--top", "2", *FID]) == 2
     assert "run" in one_error(capsys)
     assert main(["retrain", str(run / "nope"), *FID]) == 2
+    assert "does not exist" in one_error(capsys)
+    (run / "nope").mkdir()
+    assert main(["retrain", str(run / "nope"), *FID]) == 2
     assert "not a run folder" in one_error(capsys)
     assert not (run / "retrain").exists()
+
+
+def snapshot(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["budget-int", "unknown-key", "old-style", "corrupt-yaml"])
+def test_off_schema_run_yaml_exit_2(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bug 2: a run.yaml off the schema ends in one `error:` line naming the key, never a traceback."""
+    import yaml
+
+    from nas.fidelity import get_fidelity
+    from nas.testing import make_config
+
+    root = tiny_run(tmp_path / "tiny")
+    data = make_config("tiny", dataset="synthetic").to_dict()
+    expected = {"budget-int": "budget", "unknown-key": "colour", "old-style": "version", "corrupt-yaml": "run.yaml"}
+    if case == "budget-int":
+        data["budget"] = 1500000  # what the old synthetic fixture wrote
+    elif case == "unknown-key":
+        data["colour"] = "blue"
+    elif case == "old-style":  # the dialect retrain used to read through cfg.get
+        data = {"name": "tiny", "dataset": "synthetic", "data_dir": None, "resolution": None, "seed": 0,
+                "storage": None, "budget": {"params": 20_000, "tolerance": 0.05, "divisor": 8},
+                "objectives": [o.to_dict() for o in OBJECTIVES], "fidelity": get_fidelity("quick").to_dict()}
+    text = "name: [unclosed\n" if case == "corrupt-yaml" else yaml.safe_dump(data, sort_keys=False)
+    (root / "run.yaml").write_text(text)
+    before = snapshot(root)
+    for args in (["--baselines"], ["--top", "2"]):
+        assert main(["retrain", str(root), *args, *FID]) == 2
+        err = one_error(capsys)
+        assert len(err.splitlines()) == 1 and expected[case] in err, err
+    assert snapshot(root) == before
+
+
+def test_run_without_interference_objective(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Bug 1: an accuracy,params run is selected on accuracy and params; no interference metric is audited."""
+    from nas.fidelity import get_fidelity
+    from nas.retrain.plan import RetrainOptions, plan_retrain
+
+    root = tiny_run(tmp_path / "acc-params", objectives=("accuracy", "params"))
+    records = [r for r in RunStore(root).records() if r.complete and not r.reused]
+
+    def dominated(r: TrialRecord) -> bool:
+        mine = (r.accuracy, r.params)
+        return any(o.accuracy >= r.accuracy and o.params <= r.params and (o.accuracy, o.params) != mine
+                   for o in records)
+
+    front = sorted((r for r in records if not dominated(r)), key=lambda r: -r.accuracy)
+    plan = plan_retrain(RetrainOptions(fidelity=get_fidelity("full"), run=str(root), top=len(records)))
+    assert plan.interference == [] and [o.name for o in plan.objectives] == ["accuracy", "params"]
+    assert [c.source for c in plan.candidates] == [str(r.trial_id) for r in front]
+
+    assert main(["retrain", str(root), "--top", "1", "--json", *FID]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {c["target"] for c in out["audit"]} == {"test accuracy"}
+    report = (root / "retrain" / "report.md").read_text()
+    assert "optimised no interference metric" in report and "| polysemanticity |" not in report
+    assert main(["retrain", str(root), "--top", "1", *FID]) == 0  # kept; the terminal says why no interference
+    assert "optimised no interference metric" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("arch", [
+    "stem_c8_k3_s1/basic_d128_s1_c16384_k3_relu_bn",  # parses, but cannot exist in memory
+    "stem_c8_k3_s1/basic_d1_s2_c99999999_k3_relu_bn",  # a width beyond the rules
+    "stem_c8_k3_s1/" + "basic_d1_s1_c8_k3_relu_bn/" * 500,  # a long string
+])
+def test_absurd_arch_fails_before_writing(arch: str, run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(run)
+    assert main(["retrain", str(run), "--arch", arch, *FID]) == 2
+    err = one_error(capsys)
+    assert len(err.splitlines()) == 1 and len(err) < 600, err
+    assert snapshot(run) == before  # no retrain/, no header-only retrain.csv, no empty report.md
+
+
+@pytest.mark.parametrize("option", [["--workers", "0"], ["--workers", "-1"], ["--cpus-per-trial", "0"],
+                                    ["--cpus-per-trial", "-1"], ["--threads", "0"], ["--top", "0"],
+                                    ["--device", "tpu"]])
+def test_bad_options_refused_before_anything(
+    option: list[str], run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import nas.data
+
+    def no_data(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("data loaded before the options were checked")
+
+    monkeypatch.setattr(nas.data, "load_dataset", no_data)
+    before = snapshot(run)
+    started = time.monotonic()
+    pick = [] if option[0] == "--top" else ["--trial", "0"]
+    assert main(["retrain", str(run), *pick, "--results-dir", str(tmp_path / "r"), *option, *FID]) == 2
+    assert time.monotonic() - started < 5
+    err = one_error(capsys)
+    assert option[0] in err and len(err.splitlines()) == 1
+    assert snapshot(run) == before and not (tmp_path / "r").exists()
+
+
+def test_unreadable_trial_record_is_named(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = run / "trials" / "00000" / "metrics.json"
+    path.write_text(path.read_text()[:40])
+    assert main(["retrain", str(run), "--trial", "0", *FID]) == 2
+    err = one_error(capsys)
+    assert str(path) in err and "is not in the run" not in err
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_checkpoint_refused_without_unsafe_advice(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    marker = run.parent / "pwned"
+    crafted = run / "retrain" / hash_of(A) / CHECKPOINT_NAME
+    crafted.parent.mkdir(parents=True)
+    torch.save({"model": _Payload(marker)}, crafted)
+    assert main(["retrain", str(run), "--trial", "0", "--resume", *FID]) == 2
+    err = one_error(capsys)
+    assert "corrupt or unreadable" in err and len(err.splitlines()) == 1
+    assert "weights_only" not in err and "likely succeed" not in err and "trusted" not in err
+    assert not marker.exists()  # nothing the file carries ran
 
 
 def test_param_count_mismatch_fails_loudly(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,8 +340,9 @@ import sys, time
 import torch
 torch.set_num_threads(1)
 from nas.cli import build_parser
-from nas.retrain.cli import options_from_args
-from nas.retrain.runner import plan_retrain, retrain_one
+from nas.cli.retrain import options_from_args
+from nas.retrain.job import retrain_one
+from nas.retrain.plan import plan_retrain
 
 def pause(epoch, model):
     print("EPOCH", epoch, flush=True)

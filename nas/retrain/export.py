@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nas.atomic import atomic_path, atomic_write_json
-from nas.errors import CheckpointError, ConfigError, NASError
+from nas.errors import CheckpointError, ConfigError, ExportError
 from nas.space.architecture import Architecture
 
 WEIGHTS_NAME = "model.safetensors"
@@ -25,10 +25,6 @@ ONNX_NAME = "model.onnx"
 EXPORT_FORMAT = 1
 ONNX_TOLERANCE = 1e-4  # max abs difference of the logits, ONNX Runtime vs. PyTorch
 ONNX_INSTALL = "pip install 'bottleneck-nas[onnx]'"
-
-
-class ExportError(NASError):
-    """An export could not be written or does not reproduce the model."""
 
 
 def save_export(

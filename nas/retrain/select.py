@@ -1,7 +1,8 @@
 """Which networks to retrain: the Pareto front spread (top K), trial ids, architecture strings, fixed baselines.
 
 Every candidate carries the parameter count it must rebuild with: the count recorded at search time for a
-trial, the analytic count for a string or a baseline. ``verify_params`` fails loudly when a rebuild differs.
+trial, the analytic count for a string or a baseline. ``verify_params`` fails loudly when a rebuild differs;
+every candidate is checked to fit in memory (``nas.sampling.fit``) before anything is written or trained.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from nas.errors import ConfigError, RunStoreError, SpaceError
+from nas.errors import BudgetError, ConfigError, RunStoreError, SpaceError, shown
+from nas.objectives import Objective
+from nas.run import RunConfig, TrialRecord, one_per_architecture, pareto_front
 from nas.sampling import Shape
 from nas.space.architecture import Architecture
 from nas.space.budget import Budget
@@ -28,7 +30,7 @@ class Candidate:
     source: str  # the trial id, the baseline's name, or "" for an architecture string
     arch: Architecture
     params: int  # the count it must rebuild with
-    record: dict[str, Any] | None = None  # the search record (proxy metrics), when there is one
+    record: TrialRecord | None = None  # the search record (proxy metrics), when there is one
 
     @property
     def arch_hash(self) -> str:
@@ -58,105 +60,84 @@ def spread_indices(n: int, k: int) -> list[int]:
     return [math.floor(i * step + 0.5) for i in range(k)]
 
 
-def sort_front(front: Sequence[dict[str, Any]], objectives: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
+def sort_front(front: Sequence[TrialRecord], objectives: Sequence[Objective]) -> list[TrialRecord]:
     """Front records ordered along the front: best first objective first (ties: the next objectives, then id)."""
 
-    def key(record: dict[str, Any]) -> tuple[float, ...]:
-        out = []
-        for o in objectives:
-            value = float(record[o["name"]])
-            out.append(-value if o["direction"] == "maximize" else value)
-        return (*out, float(record["trial_id"]))
+    def key(record: TrialRecord) -> tuple[float, ...]:
+        return (*(float(o.to_loss(record.finite(o.name))) for o in objectives), float(record.trial_id))
 
     return sorted(front, key=key)
 
 
-def spread_front(
-    front: Sequence[dict[str, Any]], objectives: Sequence[dict[str, str]], k: int
-) -> list[dict[str, Any]]:
+def spread_front(front: Sequence[TrialRecord], objectives: Sequence[Objective], k: int) -> list[TrialRecord]:
     """The top ``k`` of a front, spread along it: sorted by the first objective, evenly spaced indices."""
     ordered = sort_front(front, objectives)
     return [ordered[i] for i in spread_indices(len(ordered), k)]
 
 
-def dedupe_front(front: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per architecture hash: the original (not reused, lowest trial id)."""
-    best: dict[str, dict[str, Any]] = {}
-    for r in sorted(front, key=lambda r: (bool(r.get("reused")), int(r["trial_id"]))):
-        best.setdefault(str(r["arch_hash"]), r)
-    return sorted(best.values(), key=lambda r: int(r["trial_id"]))
-
-
-def read_front(run_dir: Path, config: dict[str, Any], records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Pareto front from the run's Optuna study, joined with the run store, without reused duplicates."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = config.get("storage") or f"sqlite:///{run_dir / 'study.db'}"
-    if not config.get("storage") and not (run_dir / "study.db").is_file():
-        raise RunStoreError(f"{run_dir} has no study.db, so its Pareto front cannot be read; use --trial or --arch.")
-    try:
-        study = optuna.load_study(study_name=str(config["name"]), storage=storage)
-        best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    except ValueError:  # no complete trial
-        best = []
-    except Exception as exc:  # sqlalchemy / KeyError: any failure means the study cannot be used
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunStoreError(f"cannot read the Optuna study {config.get('name')!r} of {run_dir}: {first}") from None
-    by_id = {int(r["trial_id"]): r for r in records}
-    front = [by_id[t.number] for t in best if t.number in by_id and by_id[t.number]["status"] == "complete"]
-    return dedupe_front(front)
+def top_of_front(records: Sequence[TrialRecord], config: RunConfig, k: int, where: Path) -> list[Candidate]:
+    """The top ``k`` of the run's front at its own fidelity (``nas.run.pareto_front``; no Optuna study needed)."""
+    front = pareto_front(records, config.objectives, config.fidelity.name)
+    if not front:
+        raise RunStoreError(f"run {where} has no complete trial at its fidelity {shown(config.fidelity.name)} with "
+                            "finite objectives, so its Pareto front is empty; use --trial or --arch.")
+    return from_records(spread_front(front, config.objectives, k))
 
 
 # ---- the three kinds of selection ----------------------------------------------------------------------------
 
 
-def from_records(records: Sequence[dict[str, Any]]) -> list[Candidate]:
+def from_records(records: Sequence[TrialRecord]) -> list[Candidate]:
     """Candidates for search records (the architecture parsed from its string, the recorded count)."""
     out = []
     for r in records:
-        arch = Architecture.parse(str(r["arch"]))
-        if r.get("arch_hash") and arch.semantic_hash != r["arch_hash"]:
+        try:
+            arch = Architecture.parse(r.arch)
+        except SpaceError as exc:
+            raise RunStoreError(f"trial {r.trial_id}: its architecture string does not parse: {exc}") from None
+        if arch.semantic_hash != r.arch_hash:
             raise RunStoreError(
-                f"trial {r['trial_id']}: its architecture string hashes to {arch.semantic_hash}, but the run "
-                f"recorded {r['arch_hash']}; the record was written by another version of bottleneck-nas."
+                f"trial {r.trial_id}: its architecture string hashes to {arch.semantic_hash}, but the run "
+                f"recorded {shown(r.arch_hash)}; the record was written by another version of bottleneck-nas."
             )
-        out.append(Candidate("trial", str(r["trial_id"]), arch, int(r["params"]), dict(r)))
+        if r.params is None:
+            raise RunStoreError(f"trial {r.trial_id} has no recorded parameter count; its record is incomplete.")
+        out.append(Candidate("trial", str(r.trial_id), arch, r.params, r))
     return out
 
 
-def by_trial_ids(records: Sequence[dict[str, Any]], ids: Sequence[int], run_dir: Path) -> list[Candidate]:
+def by_trial_ids(records: Sequence[TrialRecord], ids: Sequence[int], where: Path) -> list[Candidate]:
     """Candidates for explicit trial ids; an unknown id or a trial that did not complete is an error."""
-    by_id = {int(r["trial_id"]): r for r in records}
+    by_id = {r.trial_id: r for r in records}
     picked = []
     for i in dict.fromkeys(ids):
         if i not in by_id:
             known = f"{min(by_id)}..{max(by_id)}" if by_id else "none"
-            raise RunStoreError(f"trial {i} is not in run {run_dir} (its trial ids are {known}); see trials.csv.")
+            raise RunStoreError(f"trial {shown(i)} is not in run {where} (its trial ids are {known}); see trials.csv.")
         r = by_id[i]
-        if r["status"] != "complete":
+        if not r.complete:
             raise RunStoreError(
-                f"trial {i} of {run_dir} is {r['status']} ({r.get('reason') or 'no reason recorded'}); only complete "
+                f"trial {i} of {where} is {r.status} ({r.reason or 'no reason recorded'}); only complete "
                 "trials can be retrained. Pass its architecture with --arch to train it anyway."
             )
         picked.append(r)
-    return from_records(dedupe_front(picked))
+    return from_records(one_per_architecture(picked))
 
 
-def by_arch_strings(texts: Sequence[str], records: Sequence[dict[str, Any]], shape: Shape) -> list[Candidate]:
+def by_arch_strings(texts: Sequence[str], records: Sequence[TrialRecord], shape: Shape) -> list[Candidate]:
     """Candidates for architecture strings (taken as written); a string the run evaluated keeps its record."""
     from nas.models import count_params
 
-    known = {}
+    known: dict[str, TrialRecord] = {}
     for r in records:
-        if r["status"] == "complete":
-            known.setdefault(str(r["arch_hash"]), r)
+        if r.complete:
+            known.setdefault(r.arch_hash, r)
     out = []
     for text in dict.fromkeys(texts):
         try:
             arch = Architecture.parse(text)
         except SpaceError as exc:
-            raise SpaceError(f"--arch {text!r} does not parse: {exc}") from None
+            raise SpaceError(f"--arch {shown(text)} does not parse: {exc}") from None
         record = known.get(arch.semantic_hash)
         if record is not None:
             out.extend(from_records([record]))
@@ -184,7 +165,8 @@ def baselines(
     wanted = list(dict.fromkeys(names)) if names else available
     unknown = [n for n in wanted if n not in available]
     if unknown:
-        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; available: {', '.join(available)}.")
+        raise ConfigError(f"unknown baseline(s) {', '.join(shown(n) for n in unknown[:5])}; "
+                          f"available: {', '.join(available)}.")
     out = []
     for name in wanted:
         target = load_target(str(folder / f"{name}.yaml"))
@@ -193,24 +175,23 @@ def baselines(
     return out
 
 
-def verify_params(candidates: Sequence[Candidate], shape: Shape) -> None:
-    """Every candidate must count the parameters it was selected with (the search's count for a trial)."""
-    from nas.models import count_params
+def verify(candidates: Sequence[Candidate], shape: Shape) -> None:
+    """Every candidate must fit in memory and count the parameters it was selected with (a trial: the search's)."""
+    from nas.models.memory import check_memory
 
     for c in candidates:
-        got = count_params(c.arch, in_channels=shape.in_channels, num_classes=shape.num_classes)
+        try:
+            got = check_memory(c.arch, in_channels=shape.in_channels, num_classes=shape.num_classes,
+                               resolution=shape.resolution).params
+        except BudgetError as exc:
+            raise BudgetError(f"{c.label} ({c.arch_hash}): {exc}") from None
         if got != c.params:
-            raise RunStoreError(param_mismatch(c, got, shape))
-
-
-def param_mismatch(c: Candidate, got: int, shape: Shape) -> str:
-    """The message for a rebuild whose parameter count differs from the recorded one."""
-    return (
-        f"{c.label} ({c.arch_hash}) rebuilds with {got:,} parameters, but {c.params:,} were recorded at search "
-        f"time. The model code or the data set's shape ({shape.in_channels} channels, {shape.num_classes} classes) "
-        "differs from the search's, so this would not be the network that was searched; retrain with the run's "
-        "own data set and version of bottleneck-nas."
-    )
+            raise RunStoreError(
+                f"{c.label} ({c.arch_hash}) rebuilds with {got:,} parameters, but {c.params:,} were recorded at "
+                f"search time. The model code or the data set's shape ({shape.in_channels} channels, "
+                f"{shape.num_classes} classes) differs from the search's, so this would not be the network that "
+                "was searched; retrain with the run's own data set and version of bottleneck-nas."
+            )
 
 
 def dedupe(candidates: Sequence[Candidate]) -> list[Candidate]:
