@@ -120,3 +120,7 @@ class Diverged(NASError):
 
 class NonFiniteMetric(NASError):
     """A metric (an objective) came out NaN or infinite."""
+
+
+class NonFiniteObjective(NASError):
+    """An objective came out NaN or infinite (Optuna cannot be told NaN); the trial is recorded as failed."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, shown
 
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("fp32", "bf16", "auto")  # training arithmetic; "auto" = bf16 where the device does it natively
@@ -198,3 +199,45 @@ def get_fidelity(name: str, **overrides: Any) -> Fidelity:
     if unknown:
         raise ConfigError(f"unknown fidelity field(s) {', '.join(unknown)}; fields are: {', '.join(fields)}.")
     return dataclasses.replace(FIDELITIES[name], **overrides)
+
+
+def fidelity_from_options(preset: str, settings: Sequence[str] = (), *, epochs: int | None = None) -> Fidelity:
+    """A preset with ``--set FIELD=VALUE`` overrides (and ``--epochs``); a changed preset is renamed to say how.
+
+    ``quick`` with ``--epochs 1`` is named ``quick+epochs=1``, so different recipes never share a front.
+    A shorter or longer run gets a proportionally scaled warm-up unless ``warmup_epochs`` is set; that
+    derived warm-up is implied by the epochs and not repeated in the name.
+    """
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set takes FIELD=VALUE, got {shown(item)}")
+        try:
+            overrides[key.strip()] = _scalar(yaml.safe_load(value))
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {shown(item)}: the value is not a number, word, true/false or null") from None
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    base = get_fidelity(preset)
+    changed = {k: v for k, v in overrides.items() if getattr(base, k) != v}
+    derived: dict[str, Any] = {}
+    if "epochs" in changed and "warmup_epochs" not in overrides and isinstance(changed["epochs"], int):
+        derived["warmup_epochs"] = base.warmup_epochs * changed["epochs"] / base.epochs
+    fidelity = get_fidelity(preset, **overrides, **derived)
+    if not changed:
+        return fidelity
+    label = preset + "+" + ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    return dataclasses.replace(fidelity, name=label)
+
+
+def _scalar(value: Any) -> Any:
+    """YAML reads 1e12 as a string (YAML 1.1 wants 1.0e12); take it as the number a user meant."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value

@@ -190,3 +190,23 @@ def test_asha_prunes_and_the_study_knows(tmp_path: Path) -> None:
             assert states[int(r["trial_id"])] == "PRUNED"
         else:
             assert int(r["epochs"]) == 3 and states[int(r["trial_id"])] == "COMPLETE"
+
+
+def test_resume_accepts_the_same_command_and_names_each_conflict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Users resume by repeating their command: equal options pass, conflicting ones are refused by name."""
+    command = ["--trials", "1", "--sampler", "random", "--seed", "3", *SYNTH]
+    assert _search(tmp_path, "again", *command) == 0
+    same = [*command[2:], "--trials", "2", "--resume"]  # the very command, the count raised, --resume added
+    assert _search(tmp_path, "again", *same) == 0
+    assert len(_rows(tmp_path / "again")) == 2
+    capsys.readouterr()
+    conflicting = [*same, "--budget", "30k", "--set", "epochs=3", "--sampler", "tpe"]
+    assert _search(tmp_path, "again", *conflicting) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert "--budget '30.0k' (the run has '20.0k')" in err
+    assert "--sampler 'tpe' (the run has 'random')" in err
+    assert "--fidelity" in err and "epochs=3" in err
+    assert len(_rows(tmp_path / "again")) == 2  # nothing ran

@@ -5,8 +5,9 @@ from __future__ import annotations
 from nas.models.activations import ACTIVATION_REGISTRY, make_activation, register_activation
 from nas.models.blocks import BLOCK_REGISTRY, Block, register_block
 from nas.models.budget import round_to_divisor, solve_budget
+from nas.models.build import build_model
 from nas.models.counting import count_params
-from nas.models.network import Network, build_model
+from nas.models.network import Network
 from nas.models.norms import ChannelLayerNorm, make_norm
 
 __all__ = [

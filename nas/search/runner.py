@@ -1,95 +1,83 @@
-"""`nas search`: set up or resume a run, start Ray, drive the study, print progress and the Pareto front."""
+"""`nas search`: check the options, set up or resume the run, drive the study on Ray Tune, return the front."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
-import subprocess
-import sys
+import dataclasses
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError, RunStoreError
-from nas.fidelity import Fidelity
+from nas.errors import ConfigError
+from nas.objectives import Objective
+from nas.run import RunConfig, RunStore, TrialRecord, pareto_front
 from nas.sampling import Shape
-from nas.search.objectives import SAMPLERS, default_population, make_sampler, resolve_objectives
-from nas.search.searcher import SearchState, StudySearcher, interference_objective, tell_record
-from nas.search.store import RunStore
-from nas.space import Budget, Space, format_count, load_target, parse_space
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class SearchOptions:
-    """Everything `nas search` was asked for (command-line values; None = default or the run's own)."""
-
-    space_file: str = str(PROJECT_ROOT / "search_spaces" / "bottleneck.yaml")
-    budget: str | None = None
-    tolerance: float | None = None
-    divisor: int | None = None
-    trials: int | None = None
-    objectives: str = "accuracy,interference"
-    interference: str = "polysemanticity"
-    sampler: str = "nsga2"
-    population: int | None = None
-    fidelity: Fidelity | None = None
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    resolution: int | None = None
-    workers: int | None = None
-    cpus_per_trial: int | None = None
-    gpus_per_trial: float = 0.0
-    address: str | None = None
-    storage: str | None = None
-    run: str | None = None
-    resume: bool = False
-    seed: int = 0
-    scheduler: str | None = None
-    results_dir: Path = field(default_factory=lambda: Path("results"))
+from nas.search.progress import progress_line
+from nas.search.samplers import make_sampler
+from nas.search.searcher import SearchState, StudySearcher, tell_record
+from nas.search.settings import SearchOptions, check_options, new_config, resume_config
+from nas.space import Space, parse_space
 
 
 @dataclass
 class SearchOutcome:
     run_dir: Path
-    records: list[dict[str, Any]]
-    front: list[dict[str, Any]]
+    records: list[TrialRecord]
+    front: list[TrialRecord]
     interrupted: bool
     wall_s: float
-    objectives: list[dict[str, str]]
+    objectives: list[Objective]
 
 
-DEFAULT_TRIALS = 12
-
-
-def _git_sha() -> str | None:
+def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
+    """Run (or resume) a search and return its records and Pareto front."""
+    started = time.monotonic()
+    check_options(opts)
+    config, store = resume_config(opts) if opts.resume else new_config(opts)
+    space = Space(parse_space(config.space, config.space_file or "run.yaml"))
+    data = load_search_data(config)
+    shape = Shape(data.in_channels, data.resolution, data.num_classes)
+    created = not opts.resume
+    if created:
+        store.root.mkdir(parents=True, exist_ok=True)
+        store.write_config(config)  # the run description first: a kill after this leaves a resumable run
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+        study = open_study(config, store, create=created)
+    except BaseException:
+        if created:
+            shutil.rmtree(store.root, ignore_errors=True)  # a refused start leaves the folder as it found it
+        raise
+    if not created:
+        store.write_config(config)  # execution settings and trial count given on --resume
+    reran = reconcile(study, store, config.objectives) if opts.resume else 0
+    records = store.records()
+    state = SearchState(total=config.trials)
+    for record in records:
+        state.add(record, config.objectives)
+    console.print(_header(config, store, space, data))
+    if opts.resume:
+        console.print(f"resuming: {len(records)} of {config.trials} trials kept, {reran} interrupted trial(s) "
+                      "re-queued")
+    interrupted = False
+    if config.trials > len(records):
+        interrupted = _drive(config, store, study, space, shape, data, state, console)
+    records = store.records()
+    first = config.objectives[0]
+    front = sorted(pareto_front(records, config.objectives, config.fidelity.name),
+                   key=lambda r: (first.to_loss(r.finite(first.name)), r.trial_id))  # best first objective first
+    return SearchOutcome(store.root, records, front, interrupted, time.monotonic() - started, config.objectives)
 
 
-def _versions() -> dict[str, str]:
-    import optuna
-    import ray
-    import torch
+def load_search_data(config: RunConfig) -> Any:
+    """The run's data set without its test split (trials never see it)."""
+    from nas.data import load_dataset
 
-    import nas
-
-    return {"nas": nas.__version__, "torch": str(torch.__version__), "optuna": optuna.__version__,
-            "ray": ray.__version__, "python": platform.python_version()}
+    data = load_dataset(config.dataset, data_dir=config.data_dir, resolution=config.resolution)
+    return dataclasses.replace(data, test_x=data.test_x[:0], test_y=data.test_y[:0])
 
 
-def _run_name(space: str, budget: Budget | None) -> str:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{space}-{format_count(budget.params) if budget else 'nobudget'}-{stamp}".replace(".", "_")
-
-
-def _open_storage(url: str) -> Any:
+def open_storage(url: str) -> Any:
     import optuna
 
     try:
@@ -97,156 +85,34 @@ def _open_storage(url: str) -> Any:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine)
     except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot open the Optuna storage {url!r}: {first}") from None
+        raise ConfigError(f"cannot open the Optuna storage {url}: {first[:200]}") from None
 
 
-def _resources(opts: SearchOptions, cpus: int) -> tuple[int, int]:
-    """(cpus per trial, concurrent trials): explicit values win; by default one trial per 2 CPUs."""
-    per = opts.cpus_per_trial or min(2, cpus)
-    if per < 1:
-        raise ConfigError("--cpus-per-trial must be at least 1")
-    workers = opts.workers or max(1, cpus // per)
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    return per, workers
-
-
-def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
-    """Run (or resume) a search and return its records and Pareto front."""
-    started = time.monotonic()
-    if opts.sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {opts.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if opts.scheduler not in (None, "asha"):
-        raise ConfigError(f"unknown scheduler {opts.scheduler!r}; the only one is asha")
-    if opts.trials is not None and opts.trials < 1:
-        raise ConfigError("--trials must be at least 1")
-    if opts.address:
-        _check_reachable(opts.address)
-    resume = opts.resume
-    if resume:
-        if not opts.run:
-            raise ConfigError("--resume needs --run NAME (or the run folder's path)")
-        store = RunStore(_run_path(opts))
-        if not store.exists():
-            raise RunStoreError(f"{store.root} is not a search run (no run.yaml); nothing to resume")
-        config = store.read_config()
-        if opts.trials is not None:
-            config["trials"] = opts.trials
-        # Execution settings not given again are the run's own.
-        opts.workers = opts.workers or config.get("workers")
-        opts.cpus_per_trial = opts.cpus_per_trial or config.get("cpus_per_trial")
-        opts.gpus_per_trial = opts.gpus_per_trial or config.get("gpus_per_trial") or 0.0
-    else:
-        config, store = _new_run(opts)
-
-    space = Space(parse_space(config["space"], config["space_file"]))
-    budget = None if config["budget"] is None else Budget(**config["budget"])
-    fidelity = Fidelity.from_dict(config["fidelity"])
-    objectives = config["objectives"]
-    total = int(config["trials"])
-    from nas.data import load_dataset
-
-    data = load_dataset(config["dataset"], data_dir=config.get("data_dir"), resolution=config.get("resolution"))
-    import dataclasses
-
-    data = dataclasses.replace(data, test_x=data.test_x[:0], test_y=data.test_y[:0])  # trials never see the test split
-    shape = Shape(data.in_channels, data.resolution, data.num_classes)
-
+def open_study(config: RunConfig, store: RunStore, *, create: bool) -> Any:
+    """The run's Optuna study (created for a new run; a name already in the storage is refused)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = _open_storage(config["storage"] or f"sqlite:///{store.study_db}")
-    sampler = make_sampler(config["sampler"], seed=int(config["seed"]), population=int(config["population"]))
-    directions = [o["direction"] for o in objectives]
-    existing = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    if not resume and config["name"] in existing:
-        raise ConfigError(f"the storage already holds a study named {config['name']!r}; pick another --run name")
-    if not resume:
-        store.write_config(config)
-    study = optuna.create_study(study_name=config["name"], storage=storage, directions=directions,
-                                sampler=sampler, load_if_exists=True)
-    reran = _reconcile(study, store, objectives) if resume else 0
+    storage = open_storage(config.storage or f"sqlite:///{store.study_db}")
+    if create and config.name in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
+        raise ConfigError(f"the storage already holds a study named {config.name!r}; pick another --run name")
+    sampler = make_sampler(config.sampler, seed=config.seed, population=config.population or 4)
+    study = optuna.create_study(study_name=config.name, storage=storage, sampler=sampler, load_if_exists=not create,
+                                directions=[o.direction for o in config.objectives])
+    if create:
+        import warnings
 
-    state = SearchState(total=total)
-    records = store.records()
-    for record in records:
-        state.add(record, interference_objective(objectives))
-    remaining = total - len(records)
-    header = (f"run {config['name']} → {store.root}\n"
-              f"space {config['space_name']} ({space.size():,} architectures), budget "
-              f"{budget.describe() if budget else 'none'}, sampler {config['sampler']}, "
-              f"objectives {', '.join(o['name'] + ' (' + o['direction'][:3] + ')' for o in objectives)}\n"
-              f"fidelity {fidelity.describe()}; "
-              f"data {data.name} ({len(data.train_y):,} train / {len(data.val_y):,} val)")
-    console.print(header)
-    if resume:
-        console.print(f"resuming: {len(records)} of {total} trials kept, {reran} interrupted trial(s) re-queued")
-    interrupted = False
-    if remaining > 0:
-        interrupted = _drive(opts, config, store, study, space, budget, shape, fidelity, objectives, data, state,
-                             remaining, console)
-    records = store.records()
-    front = _front(study, records)
-    return SearchOutcome(store.root, records, front, interrupted, time.monotonic() - started, objectives)
+        with warnings.catch_warnings():  # experimental since Optuna 3.2; it names the objectives in the dashboard
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.name for o in config.objectives])
+    return study
 
 
-def _run_path(opts: SearchOptions) -> Path:
-    assert opts.run
-    given = Path(opts.run)
-    return given if given.is_absolute() or given.parent != Path(".") else opts.results_dir / opts.run
-
-
-def _new_run(opts: SearchOptions) -> tuple[dict[str, Any], RunStore]:
-    target = load_target(opts.space_file, budget=opts.budget, tolerance=opts.tolerance, divisor=opts.divisor)
-    if target.space is None:
-        raise ConfigError(f"--space must be a space file, got {opts.space_file!r}")
-    objectives = resolve_objectives(opts.objectives, opts.interference)
-    from nas.fidelity import get_fidelity
-
-    fidelity = opts.fidelity or get_fidelity("quick")
-    trials = opts.trials or DEFAULT_TRIALS
-    name = opts.run or _run_name(target.space.name, target.budget)
-    store = RunStore(_run_path(opts) if opts.run else opts.results_dir / name)
-    if store.root.exists() and any(store.root.iterdir()):
-        raise RunStoreError(
-            f"run folder {store.root} already exists; add --resume to continue it, or pick another --run"
-        )
-    budget = target.budget
-    config = {
-        "name": store.root.name,
-        "created": dt.datetime.now().isoformat(timespec="seconds"),
-        "space_file": opts.space_file,
-        "space_name": target.space.name,
-        "space": target.space.spec.raw,
-        "budget": None if budget is None else {"params": budget.params, "tolerance": budget.tolerance,
-                                               "divisor": budget.divisor},
-        "objectives": [o.to_dict() for o in objectives],
-        "sampler": opts.sampler,
-        "population": opts.population or default_population(trials),
-        "fidelity": fidelity.to_dict(),
-        "scheduler": opts.scheduler,
-        "workers": opts.workers,
-        "cpus_per_trial": opts.cpus_per_trial,
-        "gpus_per_trial": opts.gpus_per_trial,
-        "dataset": opts.dataset,
-        "data_dir": opts.data_dir,
-        "resolution": opts.resolution,
-        "trials": trials,
-        "seed": opts.seed,
-        "storage": opts.storage,
-        "versions": _versions(),
-        "git_sha": _git_sha(),
-        "command": " ".join(sys.argv),
-    }
-    store.root.mkdir(parents=True, exist_ok=True)
-    return config, store
-
-
-def _reconcile(study: Any, store: RunStore, objectives: list[dict[str, str]]) -> int:
+def reconcile(study: Any, store: RunStore, objectives: list[Objective]) -> int:
     """After a kill: tell the study what the run store already holds; re-queue trials that were in flight."""
     import optuna
 
-    by_id = {int(r["trial_id"]): r for r in store.records()}
+    by_id = {r.trial_id: r for r in store.records()}
     rerun = 0
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         trial = optuna.trial.Trial(study, frozen._trial_id)
@@ -262,60 +128,55 @@ def _reconcile(study: Any, store: RunStore, objectives: list[dict[str, str]]) ->
     return rerun
 
 
-def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: Any, space: Space,
-           budget: Budget | None, shape: Shape, fidelity: Fidelity, objectives: list[dict[str, str]], data: Any,
-           state: SearchState, remaining: int, console: Any) -> bool:
+def _header(config: RunConfig, store: RunStore, space: Space, data: Any) -> str:
+    objectives = ", ".join(f"{o.name} ({o.direction[:3]})" for o in config.objectives)
+    return (f"run {config.name} → {store.root}\n"
+            f"space {config.space_name} ({space.size():,} architectures), budget "
+            f"{config.budget.describe() if config.budget else 'none'}, sampler {config.sampler}, objectives "
+            f"{objectives}\nfidelity {config.fidelity.describe()}; "
+            f"data {data.name} ({len(data.train_y):,} train / {len(data.val_y):,} val)")
+
+
+def resources(config: RunConfig, cpus: int) -> tuple[int, int]:
+    """(CPUs per trial, concurrent trials): explicit values win; by default one trial per 2 CPUs."""
+    per = config.cpus_per_trial or min(2, cpus)
+    if per > cpus:
+        raise ConfigError(f"--cpus-per-trial {per} is more than the {cpus} CPU(s) Ray has")
+    return per, config.workers or max(1, cpus // per)
+
+
+def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: Shape, data: Any,
+           state: SearchState, console: Any) -> bool:
     """Run the remaining trials on Ray Tune; True when interrupted by Ctrl-C."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: stop at once, in-flight trials re-run on resume
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # failed trials report no accuracy
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    import logging
+    from nas.ray_session import cluster_resources, ray_session
 
-    import ray
-    from ray import tune
+    with ray_session(config.address):
+        from ray import tune
 
-    from nas.search.trainable import run_trial
+        from nas.search.trainable import run_trial
 
-    started_ray = False
-    if not ray.is_initialized():
-        try:
-            if opts.address:
-                ray.init(address=opts.address, logging_level=logging.ERROR, log_to_driver=False)
-            else:
-                ray.init(num_cpus=os.cpu_count() or 1, num_gpus=None, include_dashboard=False,
-                         logging_level=logging.ERROR, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Ray cluster at {opts.address or 'localhost'}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        started_ray = True
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        per, workers = _resources(opts, cpus)
-        gpus = opts.gpus_per_trial
-        device = "cuda" if gpus > 0 else "cpu"
+        cpus, _ = cluster_resources()
+        per, workers = resources(config, cpus)
+        gpus = config.gpus_per_trial
         trial_config = {
-            "run_dir": str(store.root),
-            "fidelity": fidelity.to_dict(),
-            "seed": int(config["seed"]),
-            "threads": per,
-            "device": device,
-            "objectives": [o["name"] for o in objectives],
-            "report_epochs": config.get("scheduler") == "asha",
+            "run_dir": str(store.root), "fidelity": config.fidelity.to_dict(), "seed": config.seed, "threads": per,
+            "device": "cuda" if gpus > 0 else "cpu", "objectives": [o.name for o in config.objectives],
+            "report_epochs": config.scheduler == "asha",
         }
 
-        def on_record(record: dict[str, Any], st: SearchState) -> None:
-            console.print(_progress_line(record, st, objectives), soft_wrap=True)
+        def on_record(record: TrialRecord, st: SearchState) -> None:
+            console.print(progress_line(record, st, config.objectives), soft_wrap=True)
 
-        searcher = StudySearcher(study=study, space=space, budget=budget, shape=shape, store=store,
-                                 objectives=objectives, trial_config=trial_config, fidelity_name=fidelity.name,
-                                 state=state, on_record=on_record)
+        searcher = StudySearcher(study=study, space=space, budget=config.budget, shape=shape, store=store,
+                                 objectives=config.objectives, trial_config=trial_config,
+                                 fidelity_name=config.fidelity.name, state=state, on_record=on_record)
         scheduler = None
-        if config.get("scheduler") == "asha":
+        if config.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
 
-            scheduler = ASHAScheduler(metric="accuracy", mode="max", time_attr="epochs", max_t=fidelity.epochs,
-                                      grace_period=1, reduction_factor=2)
+            scheduler = ASHAScheduler(metric="accuracy", mode="max", time_attr="epochs",
+                                      max_t=config.fidelity.epochs, grace_period=1, reduction_factor=2)
+        remaining = config.trials - state.done
         trainable = tune.with_resources(tune.with_parameters(run_trial, data=data), {"cpu": per, "gpu": gpus})
         attempt = len(list((store.root / "ray").glob("tune-*"))) if (store.root / "ray").exists() else 0
         console.print(f"Ray: {cpus} CPU(s); {workers} trial(s) at a time, {per} CPU(s) and {gpus:g} GPU(s) each; "
@@ -335,60 +196,3 @@ def _drive(opts: SearchOptions, config: dict[str, Any], store: RunStore, study: 
         if searcher.fatal is not None:
             raise searcher.fatal
         return False
-    finally:
-        if started_ray:
-            ray.shutdown()
-
-
-def _check_reachable(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on an unreachable cluster address (ray.init would retry for minutes)."""
-    import socket
-
-    if address == "auto":
-        return
-    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r} is not HOST:PORT (or ray://HOST:PORT, or auto)")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, float) else "–"
-
-
-def _progress_line(record: dict[str, Any], st: SearchState, objectives: list[dict[str, str]]) -> str:
-    elapsed = time.monotonic() - st.started
-    ran = max(1, st.done - st.reused)
-    eta = elapsed / ran * max(0, st.total - st.done) if st.done else float("nan")
-    inter = interference_objective(objectives)
-    status = record["status"] + (" (reused)" if record.get("reused") else "")
-    what = (f"acc {_fmt(record.get('accuracy'))}" + (f" {inter} {_fmt(record.get(inter))}" if inter else "")
-            if record["status"] == "complete" else record.get("reason", "")[:90])
-    return (f"[{st.done}/{st.total}] trial {record['trial_id']} {status}: {what} | "
-            f"{format_count(record.get('params') or 0)} params {record['arch']}\n"
-            f"    running {st.running}, failed {st.failed}, pruned {st.pruned}, reused {st.reused} | "
-            f"best acc {_fmt(st.best_accuracy)}"
-            + (f", lowest {inter} {_fmt(st.lowest_interference)}" if inter else "")
-            + f" | elapsed {_clock(elapsed)}, ETA {_clock(eta)}")
-
-
-def _clock(seconds: float) -> str:
-    if seconds != seconds:  # NaN
-        return "–"
-    m, s = divmod(int(seconds), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
-
-
-def _front(study: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The Pareto front read from the study, joined with the run store's records."""
-    by_id = {int(r["trial_id"]): r for r in records}
-    try:
-        best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
-    except ValueError:  # no complete trial
-        return []
-    front = list({by_id[t.number]["arch_hash"]: by_id[t.number] for t in reversed(best) if t.number in by_id}.values())
-    return sorted(front, key=lambda r: -(r.get("accuracy") or 0.0))

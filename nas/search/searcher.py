@@ -9,17 +9,17 @@ always read from the study/run store, never from Ray.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ray.tune.search import Searcher
 
 from nas.errors import BudgetError
+from nas.objectives import Objective
+from nas.run import RunStore, TrialRecord
 from nas.sampling import Shape, fit
-from nas.search.store import TRIAL_COLUMNS, RunStore
+from nas.search.progress import SearchState
 from nas.space import Budget, Space
 
 MAX_INFEASIBLE_IN_A_ROW = 50
@@ -33,36 +33,6 @@ class Proposal:
     config: dict[str, Any]
 
 
-@dataclass
-class SearchState:
-    """Counts shown by the progress display."""
-
-    total: int
-    done: int = 0
-    failed: int = 0
-    pruned: int = 0
-    reused: int = 0
-    running: int = 0
-    best_accuracy: float = float("nan")
-    lowest_interference: float = float("nan")
-    started: float = field(default_factory=time.monotonic)
-
-    def add(self, record: dict[str, Any], interference: str | None) -> None:
-        """Count one final trial record (``interference``: the interference objective's name, if any)."""
-        self.done += 1
-        self.failed += record["status"] == "failed"
-        self.pruned += record["status"] == "pruned"
-        self.reused += bool(record.get("reused"))
-        if record["status"] != "complete":
-            return
-        acc = record.get("accuracy")
-        if isinstance(acc, float) and not acc <= self.best_accuracy:
-            self.best_accuracy = acc
-        value = record.get(interference) if interference else None
-        if isinstance(value, float) and not value >= self.lowest_interference:
-            self.lowest_interference = value
-
-
 class StudySearcher(Searcher):
     """Asks the study for architectures, solves their budget, tells the study every outcome."""
 
@@ -74,7 +44,7 @@ class StudySearcher(Searcher):
         budget: Budget | None,
         shape: Shape,
         store: RunStore,
-        objectives: list[dict[str, str]],
+        objectives: list[Objective],
         trial_config: dict[str, Any],
         fidelity_name: str,
         state: SearchState,
@@ -95,10 +65,10 @@ class StudySearcher(Searcher):
         self.fatal: Exception | None = None  # an error inside a callback, re-raised by the runner
         self.live: dict[str, Proposal] = {}
         self.waiting: dict[str, list[Any]] = {}  # hash -> asked trials that duplicate a running one
-        self.evaluated: dict[str, dict[str, Any]] = {}  # hash -> completed record at this fidelity
+        self.evaluated: dict[str, TrialRecord] = {}  # hash -> completed record at this fidelity
         for record in store.records():
-            if record["status"] == "complete" and record["fidelity"] == fidelity_name:
-                self.evaluated.setdefault(record["arch_hash"], record)
+            if record.complete and record.fidelity == fidelity_name:
+                self.evaluated.setdefault(record.arch_hash, record)
 
     # ---- Ray's persistence: our state lives in the study and the run store ----------------
     def __getstate__(self) -> dict[str, Any]:
@@ -183,65 +153,54 @@ class StudySearcher(Searcher):
         base = {k: config.get(k) for k in ("trial_id", "arch", "arch_hash", "params", "seed")}
         base["fidelity"] = self.fidelity_name
         if error or not result or "status" not in result:
-            record = {**base, "status": "failed", "reason": "trial process crashed (see the Ray log in ray/)"}
+            data = {**base, "status": "failed", "reason": "trial process crashed (see the Ray log in ray/)"}
         elif result["status"] == "running":  # stopped early by the scheduler
-            record = {**_pick(result), **base, "status": "pruned",
-                      "reason": f"stopped by ASHA after {result['epochs']} epoch(s)"}
+            data = {**_pick(result), **base, "status": "pruned",
+                    "reason": f"stopped by ASHA after {result['epochs']} epoch(s)"}
         else:
-            record = {**_pick(result), **base}  # Ray adds its own trial_id to results: ours wins
-        record = self._finish(proposal.trial, record)
+            data = {**_pick(result), **base}  # Ray adds its own trial_id to results: ours wins
+        record = self._finish(proposal.trial, TrialRecord.from_dict(data, where=f"trial {base['trial_id']}'s result"))
         for waiting in self.waiting.pop(config["arch_hash"], []):
             self.state.running -= 1
-            if record["status"] == "complete":
+            if record.complete:
                 self._reuse(waiting, record)
             else:
-                why = f"same architecture as trial {record['trial_id']}: {record['reason']}"
-                self._finish(waiting, {**record, "trial_id": waiting.number, "reused": True, "reason": why})
+                why = f"same architecture as trial {record.trial_id}: {record.reason}"
+                self._finish(waiting, record.replace(trial_id=waiting.number, reused=True, reason=why))
 
     # ---- helpers -----------------------------------------------------------------------
-    def _reuse(self, trial: Any, source: dict[str, Any]) -> None:
-        record = {**source, "trial_id": trial.number, "reused": True,
-                  "reason": f"same architecture as trial {source['trial_id']}", "wall_s": 0.0}
-        self._finish(trial, record)
+    def _reuse(self, trial: Any, source: TrialRecord) -> None:
+        self._finish(trial, source.replace(trial_id=trial.number, reused=True, wall_s=0.0,
+                                           reason=f"same architecture as trial {source.trial_id}"))
 
-    def _finish(self, trial: Any, record: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, trial: Any, record: TrialRecord) -> TrialRecord:
         """Write the record, then tell the study (so a kill in between is repaired on resume)."""
-        record = {c: record.get(c) for c in TRIAL_COLUMNS} | {
-            k: v for k, v in record.items() if k not in TRIAL_COLUMNS
-        }
-        record["reused"] = bool(record.get("reused"))
-        record["reason"] = record.get("reason") or ""
-        if record["status"] == "complete":
-            values = [record.get(o["name"]) for o in self.objectives]
-            if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-                record["status"], record["reason"] = "failed", f"non-finite objective values {values}"
+        if record.complete:
+            values = [record.value(o.name) for o in self.objectives]
+            if any(record.finite(o.name) is None for o in self.objectives):
+                record = record.replace(status="failed", reason=f"non-finite objective values {values}")
         self.store.write_record(record)
         tell_record(self.study, trial, record, self.objectives)
-        if record["status"] == "complete" and not record["reused"]:
-            self.evaluated.setdefault(record["arch_hash"], record)
-        self.state.add(record, interference_objective(self.objectives))
+        if record.complete and not record.reused:
+            self.evaluated.setdefault(record.arch_hash, record)
+        self.state.add(record, self.objectives)
         self.on_record(record, self.state)
         return record
 
 
-def interference_objective(objectives: list[dict[str, str]]) -> str | None:
-    """The first objective that is not accuracy (the one the progress display calls interference)."""
-    return next((o["name"] for o in objectives if o["name"] != "accuracy"), None)
-
-
-def tell_record(study: Any, trial: Any, record: dict[str, Any], objectives: list[dict[str, str]]) -> None:
+def tell_record(study: Any, trial: Any, record: TrialRecord, objectives: list[Objective]) -> None:
     """Tell the study a record's outcome: values when complete, else FAIL/PRUNED with the reason.
 
     ``trial`` is an ``optuna.Trial`` (from ``study.ask()``, or rebuilt for a RUNNING trial on resume).
     """
     import optuna
 
-    if record.get("reason"):
-        trial.set_user_attr("reason", record["reason"])
-    trial.set_user_attr("reused", bool(record.get("reused")))
-    if record["status"] == "complete":
-        study.tell(trial, [float(record[o["name"]]) for o in objectives])
-    elif record["status"] == "pruned":
+    if record.reason:
+        trial.set_user_attr("reason", record.reason)
+    trial.set_user_attr("reused", record.reused)
+    if record.complete:
+        study.tell(trial, [float(record.value(o.name)) for o in objectives])
+    elif record.status == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -253,9 +212,12 @@ def _failed() -> Any:
     return optuna.trial.TrialState.FAIL
 
 
-_RESULT_KEYS = set(TRIAL_COLUMNS) | {"train_s", "metrics_s", "final_loss", "activations_finite", "interference_reason",
-                                     "accuracy_split"}
-
-
 def _pick(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k in _RESULT_KEYS}
+    """The trial's own record inside a Ray result (Ray adds its bookkeeping keys beside it).
+
+    Tune hands searchers flattened results (``record/accuracy``); a nested ``record`` is read as well.
+    """
+    nested = result.get("record")
+    if isinstance(nested, dict):
+        return dict(nested)
+    return {key.removeprefix("record/"): value for key, value in result.items() if key.startswith("record/")}

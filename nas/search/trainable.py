@@ -33,9 +33,10 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
     import torch
     from ray import tune
 
-    from nas.errors import Diverged
+    from nas.errors import Diverged, NonFiniteObjective
     from nas.evaluate import evaluate
     from nas.fidelity import Fidelity
+    from nas.metrics.zero_cost import score_architecture
     from nas.space.architecture import Architecture
 
     started = time.perf_counter()
@@ -56,9 +57,12 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
             from nas.evaluate import measure_trained
 
             m = measure_trained(model, data, fidelity, device=torch.device(config["device"]))
-            tune.report({**base, "status": "running", "epochs": epoch, "accuracy": m["accuracy"]})
+            tune.report({"status": "running", "epochs": epoch, "accuracy": m["accuracy"],
+                         "record": {**base, "epochs": epoch, "accuracy": m["accuracy"]}})
 
     try:
+        zero_cost = score_architecture(arch, data, seed=int(config["seed"]), threads=threads)
+        base.update(zero_cost)
         result = evaluate(arch, data, fidelity, seed=int(config["seed"]), device=config["device"], threads=threads,
                           epoch_callback=report_epoch)
         metrics = {k: v for k, v in result.metrics.items() if k != "layers"}
@@ -77,15 +81,15 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
         report = {**base, "status": "failed", "reason": f"crashed: {type(exc).__name__}: {str(exc)[:300]}"}
     report.setdefault("wall_s", time.perf_counter() - started)
     log.info("trial %d %s %s", trial_id, report["status"], report.get("reason", ""))
-    tune.report(report)
-
-
-class NonFiniteObjective(Exception):
-    """An objective came out NaN or infinite (Optuna cannot be told NaN)."""
+    tune.report({"status": report["status"], "epochs": report.get("epochs"), "accuracy": report.get("accuracy"),
+                 "record": report})
 
 
 def require_finite_objectives(metrics: dict[str, Any], objectives: list[str]) -> None:
+    """NonFiniteObjective unless every objective is a finite number (Optuna cannot be told NaN)."""
     import math
+
+    from nas.errors import NonFiniteObjective
 
     bad = [n for n in objectives if not isinstance(metrics.get(n), int | float) or not math.isfinite(metrics[n])]
     if bad:

@@ -1,0 +1,124 @@
+"""Option groups shared by several verbs, the console, JSON printing, and option checks done before any work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nas.errors import ConfigError, shown
+
+DEVICES = ("cpu", "cuda")
+
+
+def make_console(*, stderr: bool = False) -> Any:
+    """A rich console; piped output (CI logs, files) gets wide lines instead of rich's 80-column default."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, stderr=stderr, width=None if stream.isatty() else 200)
+
+
+def print_json(data: Any) -> None:
+    """Strict JSON on stdout (NaN/inf as null)."""
+    from nas.atomic import jsonable
+
+    print(json.dumps(jsonable(data), indent=2, default=str, allow_nan=False))
+
+
+def add_budget_options(p: argparse.ArgumentParser, *, what: str = "overrides the file's") -> None:
+    p.add_argument("--budget", help=f"parameter budget: 1.5M, 1500k, 1500000 or 1.5e6 ({what})")
+    p.add_argument("--tolerance", type=float, help="budget tolerance (default: the file's, else 0.05)")
+    p.add_argument("--divisor", type=int, help="channel divisor (default: the file's, else 8)")
+
+
+def add_shape_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resolution", type=int, help="input size in pixels (default: the file's input, else 28)")
+    p.add_argument("--in-channels", type=int, help="input channels (default: the file's input, else 1)")
+    p.add_argument("--classes", type=int, help="number of classes (default: the file's input, else 10)")
+
+
+def add_fidelity_options(p: argparse.ArgumentParser, default: str | None) -> None:
+    shown_default = default or "quick"
+    p.add_argument("--fidelity", default=default,
+                   help=f"training preset: quick, standard, full (default {shown_default})")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--set", dest="fidelity_set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any fidelity field, e.g. --set train_images=5000 --set lr=0.01 (repeatable)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                   help="training arithmetic: fp32, bf16 autocast, or auto (bf16 where the CPU/GPU does it "
+                        "natively); default: the preset's (fp32)")
+
+
+def add_data_options(p: argparse.ArgumentParser, *, run_default: bool = False) -> None:
+    """--dataset, --data-dir, --resolution; ``run_default``: not given means the run's own."""
+    p.add_argument("--dataset", default=None if run_default else "fashion-mnist",
+                   help="fashion-mnist (default" + ("; on --resume the run's" if run_default else "")
+                   + "), cifar10, imagefolder, or synthetic (tests only)")
+    p.add_argument("--data-dir", help="folder of the data set (default for fashion-mnist: Debian's package)")
+    p.add_argument("--resolution", type=int, help="resize images to this many pixels (default: native)")
+
+
+def fidelity_settings(args: argparse.Namespace) -> list[str]:
+    """--set items, with --precision as one more (so it names the fidelity like any other change)."""
+    settings = list(args.fidelity_set)
+    if getattr(args, "precision", None):
+        settings.append(f"precision={args.precision}")
+    return settings
+
+
+def fidelity_given(args: argparse.Namespace) -> bool:
+    return args.fidelity is not None or args.epochs is not None or bool(fidelity_settings(args))
+
+
+def resolve_fidelity(args: argparse.Namespace, default: str = "quick") -> Any:
+    """The fidelity named by --fidelity/--epochs/--set/--precision."""
+    from nas.fidelity import fidelity_from_options
+
+    return fidelity_from_options(args.fidelity or default, fidelity_settings(args), epochs=args.epochs)
+
+
+def positive(name: str, value: int | float | None, *, minimum: int | float = 1) -> None:
+    """Refuse an option below ``minimum`` (None: not given)."""
+    if value is not None and (isinstance(value, bool) or not value >= minimum):
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {shown(value)}")
+
+
+def check_device(device: str) -> str:
+    """cpu, or cuda where it is available; anything else is refused before work starts."""
+    if device not in DEVICES:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {shown(device)}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda asked for, but CUDA is not available here; use --device cpu")
+    return device
+
+
+def resolve_target(args: argparse.Namespace, text: str) -> Any:
+    """A space file or an architecture string, with the command line's budget options."""
+    from nas.space import load_target
+
+    return load_target(text, budget=args.budget, tolerance=args.tolerance, divisor=args.divisor)
+
+
+def resolve_shape(args: argparse.Namespace, defaults: dict[str, int]) -> Any:
+    """The input shape: command-line values, else the space file's input."""
+    from nas.sampling import Shape
+
+    for name in ("resolution", "in_channels", "classes"):
+        positive(f"--{name.replace('_', '-')}", getattr(args, name, None), minimum=2 if name == "classes" else 1)
+    return Shape(
+        in_channels=args.in_channels or defaults["channels"],
+        resolution=args.resolution or defaults["resolution"],
+        num_classes=args.classes or defaults["classes"],
+    )
+
+
+def load_data(args: argparse.Namespace) -> Any:
+    from nas.data import load_dataset
+
+    positive("--resolution", args.resolution)
+    return load_dataset(args.dataset, data_dir=args.data_dir, resolution=args.resolution)

@@ -1,0 +1,164 @@
+"""RunStore: the only reader and writer of a run folder.
+
+::
+
+    results/<run>/run.yaml                  RunConfig (written first, atomically)
+    results/<run>/study.db                  Optuna storage, unless the run names another
+    results/<run>/trials.csv                one row per trial (TRIAL_COLUMNS), rebuilt after every record
+    results/<run>/trials/<id>/metrics.json  the final TrialRecord of one trial (the source of truth)
+    results/<run>/trials/<id>/trial.log     the trial's own log
+
+Every write is atomic (temporary file + rename), so a reader never sees half a file and a kill loses
+nothing already recorded. A record that cannot be read is an error naming the file, never skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nas.atomic import atomic_write_json, atomic_write_text, jsonable
+from nas.errors import NASError, RunStoreError, shown
+from nas.run.config import RunConfig
+from nas.run.record import TRIAL_COLUMNS, TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class RunStore:
+    """One run folder."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).absolute()
+
+    @classmethod
+    def open(cls, run: str | Path, results_dir: Path | str = "results") -> RunStore:
+        """An existing run, given as its folder or as a name under ``results_dir``; RunStoreError otherwise."""
+        given = Path(run)
+        candidates = [given] if given.is_absolute() or given.parent != Path(".") else [given, Path(results_dir) / given]
+        for path in candidates:
+            try:
+                if (path / "run.yaml").is_file():
+                    return cls(path)
+            except OSError:
+                continue
+        path = candidates[0]
+        try:
+            if not path.exists():
+                where = f" (nor under {results_dir}/)" if len(candidates) > 1 else ""
+                raise RunStoreError(f"run folder {shown(str(run))} does not exist{where}; give the folder of a run, "
+                                    "e.g. results/<run>")
+            if not path.is_dir():
+                raise RunStoreError(f"{shown(str(run))} is a file, not a run folder; give the folder that holds "
+                                    "run.yaml")
+        except OSError as exc:
+            raise RunStoreError(f"{shown(str(run))} cannot be used as a run folder: {exc.strerror or exc}") from None
+        raise RunStoreError(f"{shown(str(run))} is not a run folder: it has no run.yaml (`nas search`, `nas audit` "
+                            "and `nas study` write runs under results/<run>/)")
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def run_yaml(self) -> Path:
+        return self.root / "run.yaml"
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.root / "trials.csv"
+
+    @property
+    def study_db(self) -> Path:
+        return self.root / "study.db"
+
+    def trial_dir(self, trial_id: int) -> Path:
+        return self.root / "trials" / f"{trial_id:05d}"
+
+    def exists(self) -> bool:
+        return self.run_yaml.is_file()
+
+    # ---- run.yaml ------------------------------------------------------------------------
+    def write_config(self, config: RunConfig) -> None:
+        import yaml
+
+        atomic_write_text(self.run_yaml, yaml.safe_dump(jsonable(config.to_dict()), sort_keys=False))
+
+    def read_config(self) -> RunConfig:
+        import yaml
+
+        if not self.exists():
+            raise RunStoreError(f"{self.root} is not a run folder (it has no run.yaml)")
+        try:
+            data = yaml.safe_load(self.run_yaml.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RunStoreError(f"{self.run_yaml} cannot be read: {first[:200]}") from None
+        return RunConfig.from_dict(data, where=str(self.run_yaml))
+
+    # ---- trial records ---------------------------------------------------------------------
+    def write_record(self, record: TrialRecord) -> None:
+        """Store one trial's final record, then rebuild trials.csv from every record."""
+        self.write_records([record])
+
+    def write_records(self, records: list[TrialRecord]) -> None:
+        """Store several final records, then rebuild trials.csv once."""
+        for record in records:
+            atomic_write_json(self.trial_dir(record.trial_id) / "metrics.json", record.to_dict())
+        self.rewrite_csv()
+
+    def record_paths(self) -> list[Path]:
+        return sorted((self.root / "trials").glob("*/metrics.json"))
+
+    def records(self) -> list[TrialRecord]:
+        """Every final trial record, ordered by trial id; an unreadable record is a RunStoreError naming it."""
+        out = []
+        for path in self.record_paths():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0][:120]
+                raise RunStoreError(f"trial record {path} cannot be read ({why}); restore it or move that trial's "
+                                    "folder away") from None
+            try:
+                record = TrialRecord.from_dict(data, where=f"trial record {path}")
+            except NASError as exc:
+                raise RunStoreError(str(exc)) from None
+            if path.parent.name != f"{record.trial_id:05d}":
+                raise RunStoreError(f"trial record {path} says trial_id {record.trial_id}, but its folder is "
+                                    f"{path.parent.name}; the run folder was edited by hand")
+            out.append(record)
+        return sorted(out, key=lambda r: r.trial_id)
+
+    def rewrite_csv(self, records: list[TrialRecord] | None = None) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(TRIAL_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for record in self.records() if records is None else records:
+            writer.writerow(record.row())
+        atomic_write_text(self.trials_csv, buf.getvalue())
+
+    def table(self, records: list[TrialRecord] | None = None) -> pd.DataFrame:
+        """Every record as one row: the TRIAL_COLUMNS first (numbers as floats), then every extra measurement."""
+        import pandas as pd
+
+        rows = [r.to_dict() for r in (self.records() if records is None else records)]
+        frame = pd.DataFrame(rows)
+        for column in TRIAL_COLUMNS:
+            if column not in frame.columns:
+                frame[column] = None
+        extras = [c for c in frame.columns if c not in TRIAL_COLUMNS]
+        frame = frame[[*TRIAL_COLUMNS, *extras]]
+        for column in ("reason", "arch", "arch_hash", "fidelity", "status"):
+            frame[column] = frame[column].fillna("").astype(str)
+        for column in TRIAL_COLUMNS:
+            if column not in ("trial_id", "status", "reason", "reused", "arch", "arch_hash", "fidelity"):
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        if len(frame):
+            frame["trial_id"] = frame["trial_id"].astype("int64")
+            frame["reused"] = frame["reused"].astype(bool)
+        return frame.sort_values("trial_id", kind="stable").reset_index(drop=True)

@@ -1,0 +1,228 @@
+"""What `nas search` was asked for, and the RunConfig it makes: a new run's, or a resumed run's after a check.
+
+Every option is checked here, before a folder is created or Ray starts. On ``--resume`` the stored
+run.yaml is the truth: an option given again with the stored value is accepted (users resume by
+repeating their command), an option that conflicts is refused with the stored value named; only the
+trial count and the execution settings (workers, CPUs and GPUs per trial, cluster address) may change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.errors import ConfigError, RunStoreError, shown
+from nas.fidelity import Fidelity
+from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
+from nas.run import RunConfig, RunStore
+from nas.search.samplers import check_sampler, default_population
+from nas.space import Budget, format_count, load_target
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SPACE = "search_spaces/bottleneck.yaml"
+DEFAULT_TRIALS = 12
+DEFAULT_OBJECTIVES = "accuracy,interference"
+DEFAULT_SAMPLER = "nsga2"
+SCHEDULERS = ("asha",)
+EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")
+
+
+@dataclass
+class SearchOptions:
+    """Command-line values of `nas search`; None = not given (the default, or the run's own on --resume)."""
+
+    space_file: str | None = None
+    budget: str | None = None
+    tolerance: float | None = None
+    divisor: int | None = None
+    trials: int | None = None
+    objectives: str | None = None
+    interference: str | None = None
+    sampler: str | None = None
+    population: int | None = None
+    fidelity: Fidelity | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    resolution: int | None = None
+    workers: int | None = None
+    cpus_per_trial: int | None = None
+    gpus_per_trial: float | None = None
+    address: str | None = None
+    storage: str | None = None
+    run: str | None = None
+    resume: bool = False
+    seed: int | None = None
+    scheduler: str | None = None
+    results_dir: Path = field(default_factory=lambda: Path("results"))
+
+
+def check_options(opts: SearchOptions) -> None:
+    """Checks that need nothing but the options themselves (before any file, data set or Ray)."""
+    from nas.cli.options import positive
+
+    positive("--trials", opts.trials)
+    positive("--population", opts.population, minimum=2)
+    positive("--workers", opts.workers)
+    positive("--cpus-per-trial", opts.cpus_per_trial)
+    positive("--resolution", opts.resolution)
+    if opts.gpus_per_trial is not None and not opts.gpus_per_trial >= 0:
+        raise ConfigError(f"--gpus-per-trial must be 0 or more, got {shown(opts.gpus_per_trial)}")
+    if opts.sampler is not None:
+        check_sampler(opts.sampler)
+    if opts.scheduler not in (None, *SCHEDULERS):
+        raise ConfigError(f"unknown scheduler {shown(opts.scheduler)}; the only one is asha")
+    if opts.storage is not None:
+        check_storage_url(opts.storage)
+    if opts.resume and not opts.run:
+        raise ConfigError("--resume needs --run NAME (or the run folder's path)")
+    if opts.address:
+        from nas.ray_session import check_reachable
+
+        check_reachable(opts.address)
+
+
+def check_storage_url(url: str) -> None:
+    """A URL SQLAlchemy can parse, with a dialect Optuna can use (checked before anything is created)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"--storage {shown(url)} is not a database URL (e.g. postgresql://user@host/db or "
+                          "sqlite:///path/study.db)") from None
+    dialect = parsed.get_backend_name()
+    if dialect not in ("sqlite", "postgresql", "mysql"):
+        raise ConfigError(f"--storage: unsupported database {shown(dialect)}; use postgresql://… or sqlite:///…")
+
+
+def run_path(opts: SearchOptions) -> Path:
+    """The run folder: --run as a path when it has a folder part, else a name under --results-dir."""
+    assert opts.run
+    given = Path(opts.run)
+    return given if given.is_absolute() or given.parent != Path(".") else opts.results_dir / opts.run
+
+
+def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
+    """The RunConfig of a new run and its (not yet created) store; nothing is written here."""
+    from nas.data import DATASETS
+
+    target = load_target(opts.space_file or default_space(), budget=opts.budget, tolerance=opts.tolerance,
+                         divisor=opts.divisor)
+    if target.space is None:
+        raise ConfigError(f"--space must be a space file, got {shown(opts.space_file)}")
+    objectives = parse_objectives(opts.objectives or DEFAULT_OBJECTIVES, opts.interference or DEFAULT_INTERFERENCE)
+    from nas.fidelity import get_fidelity
+
+    fidelity = opts.fidelity or get_fidelity("quick")
+    trials = opts.trials or DEFAULT_TRIALS
+    dataset = opts.dataset or "fashion-mnist"
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown data set {shown(dataset)}; choose one of {', '.join(DATASETS)}")
+    name = opts.run or _run_name(target.space.name, target.budget)
+    store = RunStore(run_path(opts) if opts.run else opts.results_dir / name)
+    if store.root.exists() and (not store.root.is_dir() or any(store.root.iterdir())):
+        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
+                            "--run")
+    config = RunConfig(
+        kind="search", name=store.root.name, created=dt.datetime.now().isoformat(timespec="seconds"),
+        space_file=opts.space_file or default_space(), space_name=target.space.name, space=target.space.spec.raw,
+        budget=target.budget, objectives=objectives, sampler=opts.sampler or DEFAULT_SAMPLER,
+        population=opts.population or default_population(trials), fidelity=fidelity, scheduler=opts.scheduler,
+        workers=opts.workers, cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial or 0.0,
+        address=opts.address, dataset=dataset, data_dir=opts.data_dir, resolution=opts.resolution, trials=trials,
+        seed=opts.seed or 0, storage=opts.storage, versions=versions(), git_sha=git_sha(), command=command_line(),
+    )
+    return config, store
+
+
+def resume_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
+    """The stored RunConfig of the run to resume, with the options that may change applied; conflicts refused."""
+    store = RunStore(run_path(opts))
+    if not store.exists():
+        raise RunStoreError(f"{store.root} is not a search run (no run.yaml); nothing to resume")
+    stored = store.read_config()
+    if stored.kind != "search":
+        raise RunStoreError(f"{store.root} is a `nas {stored.kind}` run; resume it with `nas {stored.kind} --resume`")
+    conflicts = [f"{option} {shown(given, 160)} (the run has {shown(had, 160)})"
+                 for option, given, had in _given(opts, stored) if given != had]
+    if conflicts:
+        raise ConfigError(f"--resume continues run {stored.name} with its own settings, and these options differ "
+                          f"from them: {'; '.join(conflicts)}. Drop them, or start a new run.")
+    changes: dict[str, Any] = {k: getattr(opts, k) for k in EXECUTION if getattr(opts, k) is not None}
+    if opts.trials is not None:
+        changes["trials"] = opts.trials
+    return dataclasses.replace(stored, **changes), store
+
+
+def _given(opts: SearchOptions, stored: RunConfig) -> list[tuple[str, Any, Any]]:
+    """(option, value given again, stored value) for every result-shaping option given on --resume."""
+    out: list[tuple[str, Any, Any]] = []
+    if opts.space_file is not None or any(v is not None for v in (opts.budget, opts.tolerance, opts.divisor)):
+        target = load_target(opts.space_file or stored.space_file or default_space(), budget=opts.budget,
+                             tolerance=opts.tolerance, divisor=opts.divisor)
+        if opts.space_file is not None and target.space is not None:
+            out.append(("--space", opts.space_file if target.space.spec.raw != stored.space else stored.space_file,
+                        stored.space_file))
+        if target.budget is not None and stored.budget is not None:
+            for option, attr in (("--budget", "params"), ("--tolerance", "tolerance"), ("--divisor", "divisor")):
+                if getattr(opts, attr if attr != "params" else "budget") is not None:
+                    given, had = getattr(target.budget, attr), getattr(stored.budget, attr)
+                    out.append((option, format_count(given) if attr == "params" else given,
+                                format_count(had) if attr == "params" else had))
+        elif opts.budget is not None:
+            out.append(("--budget", opts.budget, None))
+    if opts.objectives is not None or opts.interference is not None:
+        interference = opts.interference or next((o.name for o in stored.objectives if o.kind == "interference"),
+                                                 DEFAULT_INTERFERENCE)
+        given = parse_objectives(opts.objectives or DEFAULT_OBJECTIVES, interference)
+        out.append(("--objectives", ",".join(o.name for o in given), ",".join(o.name for o in stored.objectives)))
+    if opts.fidelity is not None:
+        out.append(("--fidelity", opts.fidelity.name if opts.fidelity != stored.fidelity else stored.fidelity.name,
+                    stored.fidelity.name))
+    for option, attr in (("--sampler", "sampler"), ("--population", "population"), ("--dataset", "dataset"),
+                         ("--data-dir", "data_dir"), ("--resolution", "resolution"), ("--seed", "seed"),
+                         ("--scheduler", "scheduler"), ("--storage", "storage")):
+        value = getattr(opts, attr)
+        if value is not None:
+            out.append((option, value, getattr(stored, attr)))
+    return out
+
+
+def default_space() -> str:
+    local = Path(DEFAULT_SPACE)
+    return str(local) if local.is_file() else str(PROJECT_ROOT / DEFAULT_SPACE)
+
+
+def _run_name(space: str, budget: Budget | None) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{space}-{format_count(budget.params) if budget else 'nobudget'}-{stamp}".replace(".", "_")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def versions() -> dict[str, str]:
+    import optuna
+    import ray
+    import torch
+
+    import nas
+
+    return {"nas": nas.__version__, "torch": str(torch.__version__), "optuna": optuna.__version__,
+            "ray": ray.__version__, "python": platform.python_version()}
+
+
+def command_line() -> str:
+    return " ".join(sys.argv)
