@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -71,10 +70,9 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
 
 def load_search_data(config: RunConfig) -> Any:
     """The run's data set without its test split (trials never see it)."""
-    from nas.data import load_dataset
+    from nas.search.batch import load_trial_data
 
-    data = load_dataset(config.dataset, data_dir=config.data_dir, resolution=config.resolution)
-    return dataclasses.replace(data, test_x=data.test_x[:0], test_y=data.test_y[:0])
+    return load_trial_data(config.dataset, config.data_dir, config.resolution)
 
 
 def open_storage(url: str) -> Any:

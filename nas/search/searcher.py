@@ -20,6 +20,7 @@ from nas.objectives import Objective
 from nas.run import RunStore, TrialRecord
 from nas.sampling import Shape, fit
 from nas.search.progress import SearchState
+from nas.search.trainable import record_from_result
 from nas.space import Budget, Space
 
 MAX_INFEASIBLE_IN_A_ROW = 50
@@ -155,10 +156,10 @@ class StudySearcher(Searcher):
         if error or not result or "status" not in result:
             data = {**base, "status": "failed", "reason": "trial process crashed (see the Ray log in ray/)"}
         elif result["status"] == "running":  # stopped early by the scheduler
-            data = {**_pick(result), **base, "status": "pruned",
+            data = {**record_from_result(result), **base, "status": "pruned",
                     "reason": f"stopped by ASHA after {result['epochs']} epoch(s)"}
         else:
-            data = {**_pick(result), **base}  # Ray adds its own trial_id to results: ours wins
+            data = {**record_from_result(result), **base}  # Ray adds its own trial_id to results: ours wins
         record = self._finish(proposal.trial, TrialRecord.from_dict(data, where=f"trial {base['trial_id']}'s result"))
         for waiting in self.waiting.pop(config["arch_hash"], []):
             self.state.running -= 1
@@ -210,14 +211,3 @@ def _failed() -> Any:
     import optuna
 
     return optuna.trial.TrialState.FAIL
-
-
-def _pick(result: dict[str, Any]) -> dict[str, Any]:
-    """The trial's own record inside a Ray result (Ray adds its bookkeeping keys beside it).
-
-    Tune hands searchers flattened results (``record/accuracy``); a nested ``record`` is read as well.
-    """
-    nested = result.get("record")
-    if isinstance(nested, dict):
-        return dict(nested)
-    return {key.removeprefix("record/"): value for key, value in result.items() if key.startswith("record/")}

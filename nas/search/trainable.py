@@ -95,3 +95,14 @@ def require_finite_objectives(metrics: dict[str, Any], objectives: list[str]) ->
     if bad:
         why = metrics.get("interference_reason") or "undefined"
         raise NonFiniteObjective(f"non-finite objective {', '.join(bad)}: {why}")
+
+
+def record_from_result(result: dict[str, Any]) -> dict[str, Any]:
+    """The trial's own record inside a Ray result (Ray adds its bookkeeping keys beside it).
+
+    Tune hands searchers flattened results (``record/accuracy``); a nested ``record`` is read as well.
+    """
+    nested = result.get("record")
+    if isinstance(nested, dict):
+        return dict(nested)
+    return {key.removeprefix("record/"): value for key, value in result.items() if key.startswith("record/")}

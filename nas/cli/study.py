@@ -1,0 +1,66 @@
+"""`nas study`: a designed (full factorial) experiment over choices of a space, with seeds per cell."""
+
+from __future__ import annotations
+
+import argparse
+
+from nas.cli.options import add_budget_options, add_data_options, add_fidelity_options, make_console
+
+HELP = "factorial experiment (default block x activation x norm) with seeds per cell, and its two-way analysis"
+DESCRIPTION = (
+    "Train every combination of the factors (default: block family x activation x norm on the default space, "
+    "98 cells) at one budget and fidelity, --repeats seeds per cell, every other choice held at a stated value "
+    "(depth 2, kernel 3, each family's canonical expansion and depthwise setting; --fix changes them). Then "
+    "report heatmaps, per-level medians with 95%% intervals, a two-way model of accuracy and interference, the "
+    "seed noise, and the paper's claims with verdicts. Resumable (--resume) like a search."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from nas.objectives import INTERFERENCE_METRICS
+    from nas.search.study import DEFAULT_REPEATS
+
+    p.add_argument("--space", default=None, help="space file (default search_spaces/bottleneck.yaml)")
+    add_budget_options(p)
+    p.add_argument("--factors", help="comma-separated choices to cross (default block,activation,norm)")
+    p.add_argument("--fix", action="append", default=[], metavar="CHOICE=VALUE",
+                   help="hold a choice at a value, e.g. --fix kernel=5 --fix depth=1 (repeatable; default depth 2, "
+                        "kernel 3, canonical expansion/depthwise per family)")
+    p.add_argument("--repeats", type=int, help=f"seeds per cell (default {DEFAULT_REPEATS})")
+    add_fidelity_options(p, None)
+    p.add_argument("--interference", choices=INTERFERENCE_METRICS,
+                   help="interference metric analysed (default polysemanticity)")
+    p.add_argument("--seed", type=int, default=None, help="first seed; replicate r uses seed + r (default 0)")
+    add_data_options(p, run_default=True)
+    p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
+    p.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 2)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial (default 0)")
+    p.add_argument("--address", help="address of an existing Ray cluster (default: start Ray locally)")
+    p.add_argument("--run", help="run name or folder (default study-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue the study named by --run")
+    p.add_argument("--report", action="store_true", help="only (re)write the report of the study named by --run")
+    p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nas.cli.options import fidelity_given, resolve_fidelity
+    from nas.search.study import StudyOptions, run_study
+
+    opts = StudyOptions(
+        space_file=args.space, budget=args.budget, tolerance=args.tolerance, divisor=args.divisor,
+        factors=args.factors, fix=list(args.fix), repeats=args.repeats,
+        fidelity=resolve_fidelity(args) if fidelity_given(args) else None, interference=args.interference,
+        seed=args.seed, dataset=args.dataset, data_dir=args.data_dir, resolution=args.resolution,
+        workers=args.workers, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        address=args.address, run=args.run, resume=args.resume, report_only=args.report,
+        results_dir=Path(args.results_dir),
+    )
+    out = make_console()
+    store, interrupted = run_study(opts, out)
+    if interrupted:
+        out.print(f"[yellow]interrupted[/yellow]: {len(store.records())} trial(s) kept; continue with\n"
+                  f"  nas study --resume --run {store.root}")
+        return 130
+    return 0

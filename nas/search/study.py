@@ -1,0 +1,291 @@
+"""`nas study`: a full factorial experiment over named choices of a space, at one budget, with seeds per cell.
+
+Default design: block family × activation × norm on the default space (7 × 7 × 2 = 98 cells), every
+other choice held: depth 2 in every stage, kernel 3, and each family's canonical expansion and
+depthwise setting (:data:`CANONICAL`, after the network each family is named for). ``--fix
+CHOICE=VALUE`` changes a held value; ``--factors`` the crossed choices; ``--repeats`` the seeds per
+cell. A cell whose network cannot meet the budget, or that the space does not allow, is listed as
+infeasible with the reason. Cells that name one network (convnext reads no norm: it is always
+LayerNorm) are kept as cells and share their evaluations. Trial ``cell · repeats + replicate`` is one
+(cell, seed); seeds change the initialisation and the data order, never the architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.errors import BudgetError, ConfigError, NASError, RunStoreError, shown
+from nas.fidelity import Fidelity
+from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
+from nas.panel import choice_levels
+from nas.run import RunConfig, RunStore
+from nas.sampling import Shape, fit
+from nas.search.batch import Job, load_trial_data, run_jobs
+from nas.search.settings import command_line, default_space, git_sha, versions
+from nas.space import Space, load_target
+from nas.space.schema import CHOICE_NAMES
+
+DEFAULT_FACTORS = ("block", "activation", "norm")
+DEFAULT_FIXED: dict[str, Any] = {"depth": 2, "kernel": 3}
+DEFAULT_REPEATS = 2
+MAX_CELLS = 5_000
+# Each family's own setting of the choices it reads besides block, activation, kernel and norm.
+CANONICAL: dict[str, dict[str, Any]] = {
+    "basic": {},  # ResNet-18: reads neither expansion nor depthwise
+    "bottleneck": {"expansion": 4, "depthwise": False},  # ResNet-50: 1x1 to C/4, dense 3x3
+    "inverted": {"expansion": 6, "depthwise": True},  # MobileNetV2: expansion 6, depthwise 3x3
+    "separable": {},  # MobileNetV1: always depthwise, no expansion
+    "convnext": {"expansion": 4, "depthwise": True},  # ConvNeXt: depthwise k x k, MLP ratio 4
+    "sandglass": {"expansion": 6, "depthwise": True},  # MobileNeXt: reduction 6, depthwise at both ends
+    "nodepth": {"expansion": 4},  # our reading of NoDepth: linear 1x1 to C/4, dense k x k (no depthwise)
+}
+
+
+@dataclass
+class StudyOptions:
+    """Command-line values of `nas study` (None: the default, or the run's own on --resume)."""
+
+    space_file: str | None = None
+    budget: str | None = None
+    tolerance: float | None = None
+    divisor: int | None = None
+    factors: str | None = None
+    fix: list[str] = field(default_factory=list)
+    repeats: int | None = None
+    fidelity: Fidelity | None = None
+    interference: str | None = None
+    seed: int | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    resolution: int | None = None
+    workers: int | None = None
+    cpus_per_trial: int | None = None
+    gpus_per_trial: float | None = None
+    address: str | None = None
+    run: str | None = None
+    resume: bool = False
+    report_only: bool = False
+    results_dir: Path = field(default_factory=lambda: Path("results"))
+
+
+def parse_factors(text: str | None, space: Space) -> dict[str, list[Any]]:
+    """Factor name → its levels in the space; unknown names and one-level factors are refused."""
+    names = [n.strip() for n in (text if text is not None else ",".join(DEFAULT_FACTORS)).split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--factors needs at least one choice, e.g. block,activation,norm")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"--factors names a choice twice: {shown(text)}")
+    out: dict[str, list[Any]] = {}
+    for name in names:
+        if name not in CHOICE_NAMES:
+            raise ConfigError(f"factor {shown(name)} is not a choice; choices are {', '.join(CHOICE_NAMES)}")
+        levels = list(choice_levels(space, name))
+        if len(levels) < 2:
+            raise ConfigError(f"factor {shown(name)} has {len(levels)} value(s) in space {shown(space.name)}; a factor "
+                              "needs at least two levels")
+        out[name] = levels
+    return out
+
+
+def parse_fixed(items: list[str], space: Space, factors: dict[str, list[Any]]) -> dict[str, Any]:
+    """``--fix CHOICE=VALUE`` items over the defaults (depth 2, kernel 3); each value must be one the space allows."""
+    fixed = dict(DEFAULT_FIXED)
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--fix takes CHOICE=VALUE, got {shown(item)}")
+        if key in factors:
+            raise ConfigError(f"--fix {shown(key)}: it is a factor of the study; drop it from --factors to hold it")
+        if key != "depth" and key not in CHOICE_NAMES:
+            raise ConfigError(f"--fix {shown(key)} is not a choice; choices are depth, {', '.join(CHOICE_NAMES)}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        allowed = sorted({d for slot in space.slots for d in slot.depths}) if key == "depth" \
+            else list(choice_levels(space, key))
+        if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+            raise ConfigError(f"--fix {shown(item)}: the space allows {key} = {', '.join(map(str, allowed))}")
+        fixed[key] = value
+    return fixed
+
+
+def plan_cells(space: Space, factors: dict[str, list[Any]], fixed: dict[str, Any], budget: Any,
+               shape: Shape) -> list[dict[str, Any]]:
+    """Every combination of factor levels: its network (fitted to the budget) or why it is infeasible."""
+    combos = list(itertools.product(*factors.values()))
+    if len(combos) > MAX_CELLS:
+        raise ConfigError(f"the design has {len(combos):,} cells; at most {MAX_CELLS:,} (fewer factors or levels)")
+    cells = []
+    for index, combo in enumerate(combos):
+        levels = dict(zip(factors, combo, strict=True))
+        cell: dict[str, Any] = {"index": index, "levels": levels, "arch": None, "params": None, "infeasible": None}
+        try:
+            solved = fit(_cell_architecture(space, levels, fixed), budget, shape)
+        except (BudgetError, _NotInSpace) as exc:
+            cell["infeasible"] = str(exc)
+        except NASError as exc:
+            cell["infeasible"] = f"cannot be built: {exc}"
+        else:
+            cell["arch"], cell["params"] = solved.arch.to_string(), solved.params
+        cells.append(cell)
+    return cells
+
+
+class _NotInSpace(Exception):
+    """A cell asks for a value the space does not allow at some stage."""
+
+
+def _cell_architecture(space: Space, levels: dict[str, Any], fixed: dict[str, Any]) -> Any:
+    family = levels.get("block")
+
+    def pick(key: str, values: tuple[Any, ...]) -> Any:
+        name = key.split(".", 1)[1]
+        block = family if family is not None else values[0]
+        for source in (levels, fixed, CANONICAL.get(str(block), {})):
+            if name in source:
+                if source[name] not in values:
+                    raise _NotInSpace(f"the space does not allow {name} = {source[name]} at {key.split('.')[0]}")
+                return source[name]
+        return values[0]
+
+    return space.build(pick)
+
+
+def jobs_of(config: RunConfig) -> list[Job]:
+    """One job per (feasible cell, replicate); trial id = cell index · repeats + replicate."""
+    from nas.space.architecture import Architecture
+
+    design = config.design or {}
+    repeats = int(design["repeats"])
+    out = []
+    for cell in design["cells"]:
+        if cell["arch"] is None:
+            continue
+        arch_hash = Architecture.parse(cell["arch"]).semantic_hash
+        for r in range(repeats):
+            extra = {"cell": cell["index"], "replicate": r, **{f"level_{k}": v for k, v in cell["levels"].items()}}
+            out.append(Job(cell["index"] * repeats + r, cell["arch"], arch_hash, cell["params"], config.fidelity,
+                           config.seed + r, extra))
+    return out
+
+
+def new_study_config(opts: StudyOptions, shape: Shape) -> tuple[RunConfig, RunStore]:
+    """The RunConfig of a new study and its (not yet created) store; nothing is written here."""
+    from nas.fidelity import get_fidelity
+
+    repeats = DEFAULT_REPEATS if opts.repeats is None else opts.repeats
+    if isinstance(repeats, bool) or not 1 <= repeats <= 100:
+        raise ConfigError(f"--repeats must be from 1 to 100, got {shown(repeats)}")
+    space_file = opts.space_file or default_space()
+    target = load_target(space_file, budget=opts.budget, tolerance=opts.tolerance, divisor=opts.divisor)
+    if target.space is None:
+        raise ConfigError(f"--space must be a space file, got {shown(space_file)}")
+    factors = parse_factors(opts.factors, target.space)
+    fixed = parse_fixed(opts.fix, target.space, factors)
+    cells = plan_cells(target.space, factors, fixed, target.budget, shape)
+    if not any(c["arch"] for c in cells):
+        raise BudgetError(f"no cell of the design can be built within the budget; first reason: "
+                          f"{cells[0]['infeasible']}")
+    objectives = parse_objectives("accuracy,interference", opts.interference or DEFAULT_INTERFERENCE)
+    name = opts.run or f"study-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    given = Path(name)
+    store = RunStore(given if given.is_absolute() or given.parent != Path(".") else opts.results_dir / name)
+    if store.root.exists() and (not store.root.is_dir() or any(store.root.iterdir())):
+        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
+                            "--run")
+    design = {"factors": factors, "fixed": fixed, "canonical": {f: CANONICAL.get(f, {}) for f in
+                                                                 factors.get("block", CANONICAL)},
+              "repeats": repeats, "cells": cells}
+    feasible = sum(c["arch"] is not None for c in cells)
+    config = RunConfig(
+        kind="study", name=store.root.name, created=dt.datetime.now().isoformat(timespec="seconds"),
+        space_file=space_file, space_name=target.space.name, space=target.space.spec.raw, budget=target.budget,
+        objectives=objectives, sampler="factorial", fidelity=opts.fidelity or get_fidelity("quick"),
+        dataset=opts.dataset or "fashion-mnist", data_dir=opts.data_dir, resolution=opts.resolution,
+        trials=feasible * repeats, seed=opts.seed or 0, workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
+        gpus_per_trial=opts.gpus_per_trial or 0.0, address=opts.address, versions=versions(), git_sha=git_sha(),
+        command=command_line(), design=design,
+    )
+    return config, store
+
+
+def open_study_run(run: str | None, results_dir: Path) -> RunStore:
+    if not run:
+        raise ConfigError("--resume and --report need --run NAME (or the study folder's path)")
+    store = RunStore.open(run, results_dir)
+    kind = store.read_config().kind
+    if kind != "study":
+        raise RunStoreError(f"{store.root} is a `nas {kind}` run, not a study")
+    return store
+
+
+def resumed_study_config(opts: StudyOptions, store: RunStore, shape: Shape) -> RunConfig:
+    """The stored study with execution settings applied; options that would change its design are refused."""
+    stored = store.read_config()
+    shaping = (opts.space_file, opts.budget, opts.factors, opts.repeats, opts.fidelity, opts.seed, opts.interference)
+    if any(v is not None for v in shaping) or opts.fix:
+        fresh, _ = new_study_config(dataclasses.replace(opts, run=str(store.root) + ".check", resume=False), shape)
+        differ = [k for k in ("factors", "fixed", "repeats", "cells") if (stored.design or {}).get(k)
+                  != (fresh.design or {}).get(k)]
+        differ += [k for k in ("fidelity", "seed", "objectives") if getattr(stored, k) != getattr(fresh, k)]
+        if differ:
+            raise ConfigError(f"--resume continues study {stored.name} with its own design, and the options given "
+                              f"change its {', '.join(differ)}; drop them, or start a new study")
+    changes = {k: getattr(opts, k) for k in ("workers", "cpus_per_trial", "gpus_per_trial", "address")
+               if getattr(opts, k) is not None}
+    return dataclasses.replace(stored, **changes)
+
+
+def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, bool]:
+    """Plan (or resume) the study, run what is missing, write the report; (store, interrupted)."""
+    from nas.search.settings import SearchOptions, check_options
+
+    check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
+                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution))
+    if opts.repeats is not None and (isinstance(opts.repeats, bool) or not 1 <= opts.repeats <= 100):
+        raise ConfigError(f"--repeats must be from 1 to 100, got {shown(opts.repeats)}")
+    if opts.report_only or opts.resume:
+        store = open_study_run(opts.run, opts.results_dir)
+        if opts.report_only:
+            write_report(store, console)
+            return store, False
+        stored = store.read_config()
+        data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
+        config = resumed_study_config(opts, store, Shape(data.in_channels, data.resolution, data.num_classes))
+    else:
+        data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
+        config, store = new_study_config(opts, Shape(data.in_channels, data.resolution, data.num_classes))
+        store.root.mkdir(parents=True, exist_ok=True)
+    store.write_config(config)
+    design = config.design or {}
+    cells = design["cells"]
+    infeasible = [c for c in cells if c["arch"] is None]
+    jobs = jobs_of(config)
+    crossed = " × ".join(f"{k} ({len(v)})" for k, v in design["factors"].items())
+    console.print(f"study {config.name} → {store.root}\n{crossed} = {len(cells)} cells ({len(infeasible)} "
+                  f"infeasible) × {design['repeats']} seed(s) = {len(jobs)} trials at {config.fidelity.describe()}; "
+                  f"{len(store.records())} recorded")
+    for cell in infeasible:
+        console.print(f"  infeasible: {', '.join(f'{k}={v}' for k, v in cell['levels'].items())}: "
+                      f"{cell['infeasible'][:160]}", soft_wrap=True)
+    interrupted = run_jobs(config, store, jobs, data, console=console)
+    if not interrupted:
+        write_report(store, console)
+    return store, interrupted
+
+
+def write_report(store: RunStore, console: Any) -> None:
+    from nas.analysis.study import write_study_report
+
+    out = store.root / "report"
+    write_study_report(store, out)
+    console.print(f"report: {out / 'report.md'}")
