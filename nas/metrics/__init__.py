@@ -15,11 +15,20 @@ if TYPE_CHECKING:
         interference_suite,
         require_finite,
     )
+    from nas.metrics.zero_cost import (
+        ZERO_COST_DIRECTIONS,
+        ZERO_COST_PROXIES,
+        score_architecture,
+        zero_cost_batch,
+        zero_cost_scores,
+    )
 
 __all__ = [
     "METRIC_DESCRIPTIONS",
     "METRIC_DIRECTIONS",
     "METRIC_NAMES",
+    "ZERO_COST_DIRECTIONS",
+    "ZERO_COST_PROXIES",
     "InterferenceAccumulator",
     "InterferenceResult",
     "LayerStats",
@@ -28,6 +37,9 @@ __all__ = [
     "normalized_batches",
     "predict_logits",
     "require_finite",
+    "score_architecture",
+    "zero_cost_batch",
+    "zero_cost_scores",
 ]
 
 _LAZY = {
@@ -39,6 +51,11 @@ _LAZY = {
     "LayerStats": "nas.metrics.interference",
     "interference_suite": "nas.metrics.interference",
     "require_finite": "nas.metrics.interference",
+    "ZERO_COST_DIRECTIONS": "nas.metrics.zero_cost",
+    "ZERO_COST_PROXIES": "nas.metrics.zero_cost",
+    "score_architecture": "nas.metrics.zero_cost",
+    "zero_cost_batch": "nas.metrics.zero_cost",
+    "zero_cost_scores": "nas.metrics.zero_cost",
 }
 
 
