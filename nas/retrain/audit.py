@@ -43,13 +43,17 @@ def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def correlate(x: Sequence[Any], y: Sequence[Any], *, target: str, predictor: str) -> Correlation:
-    """Kendall tau-b and Spearman rho of the pairs where both values are finite numbers."""
+def correlate(x: Sequence[Any], y: Sequence[Any], *, target: str, predictor: str,
+              items: str = "retrained network(s) with a search record") -> Correlation:
+    """Kendall tau-b and Spearman rho of the pairs where both values are finite numbers.
+
+    ``items`` names what the pairs are in the note given below ``MIN_POINTS`` pairs.
+    """
     pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if _finite(a) and _finite(b)]
     n = len(pairs)
     note = ""
     if n < MIN_POINTS:
-        note = f"{n} retrained network(s) with a search record; a rank correlation needs at least {MIN_POINTS}"
+        note = f"{n} {items}; a rank correlation needs at least {MIN_POINTS}"
     elif len({a for a, _ in pairs}) == 1:
         note = f"{predictor} is the same for every network"
     elif len({b for _, b in pairs}) == 1:
