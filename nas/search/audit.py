@@ -36,6 +36,7 @@ DEFAULT_SIGNALS = (
     "quick:precision=bf16",  # the bf16 twin of quick
 )
 DEFAULT_PANEL = 24
+PANEL_MIN = 3  # a rank correlation of two points is always ±1
 PANEL_LIMIT = 10_000
 
 
@@ -100,8 +101,9 @@ def plan_panel(opts: AuditOptions, shape: Shape) -> tuple[list[Solved], dict[str
     if opts.panel is not None:
         return _panel_from(opts.panel, opts, shape)
     n = DEFAULT_PANEL if opts.n is None else opts.n
-    if not 1 <= n <= PANEL_LIMIT:
-        raise ConfigError(f"-n must be from 1 to {PANEL_LIMIT:,}, got {shown(n)}")
+    if not PANEL_MIN <= n <= PANEL_LIMIT:
+        raise ConfigError(f"-n must be from {PANEL_MIN} to {PANEL_LIMIT:,} (no rank correlation is possible with "
+                          f"fewer than {PANEL_MIN} architectures), got {shown(n)}")
     space_file = opts.space_file or default_space()
     target = load_target(space_file, budget=opts.budget, tolerance=opts.tolerance, divisor=opts.divisor)
     if target.space is None:
@@ -149,6 +151,9 @@ def _panel_from(text: str, opts: AuditOptions, shape: Shape) -> tuple[list[Solve
         raise ConfigError(f"panel {shown(text)} is neither a file of architecture strings nor a run folder")
     if not strings:
         raise ConfigError(f"{where} holds no architecture: the panel is empty")
+    if len(strings) < PANEL_MIN:
+        raise ConfigError(f"{where} holds {len(strings)} architecture(s); no rank correlation is possible with fewer "
+                          f"than {PANEL_MIN}")
     if len(strings) > PANEL_LIMIT:
         raise ConfigError(f"{where} holds {len(strings):,} architectures; a panel has at most {PANEL_LIMIT:,}")
     members: list[Solved] = []
