@@ -13,6 +13,7 @@ import numpy as np
 from nas.analysis.analyze import ERROR, FidelityAnalysis, edf_metrics, interference_note
 from nas.analysis.features import CHOICES
 from nas.analysis.pareto import ReferencePoint
+from nas.analysis.study_noise import NOISE_COLUMN, NoiseEstimate
 from nas.analysis.summary import ID_COLUMNS, Comparison, RunReport, front_columns
 from nas.objectives import Objective
 
@@ -85,11 +86,12 @@ def render_report(run: Run, report: RunReport, files: dict[str, dict[str, str]],
     if comparison:
         lines += [f"Comparison with the other runs analysed together: [{comparison}]({comparison}).", ""]
     for a in report.analyses:
-        lines += _fidelity_section(a, files.get(a.fidelity, {}), report.run_objectives)
+        lines += _fidelity_section(a, files.get(a.fidelity, {}), report.run_objectives, report.noise)
     return "\n".join(lines)
 
 
-def _fidelity_section(a: FidelityAnalysis, f: dict[str, str], run_objectives: Sequence[Objective]) -> list[str]:
+def _fidelity_section(a: FidelityAnalysis, f: dict[str, str], run_objectives: Sequence[Objective],
+                      noise: NoiseEstimate | None = None) -> list[str]:
     c = a.counts
     lines = [f"## Fidelity `{a.fidelity}`", ""]
     lines += ["### Trials", ""]
@@ -137,7 +139,8 @@ def _fidelity_section(a: FidelityAnalysis, f: dict[str, str], run_objectives: Se
         lines += [f"![Pareto front]({f['pareto_png']})", ""]
     front = a.front
     metric_cols = [c for c in front_columns(a) if c not in ID_COLUMNS and c not in CHOICES]
-    header = ["rank", "trial", "arch", "hash", "params", "MACs", *metric_cols]
+    marked = NOISE_COLUMN in front.columns
+    header = ["rank", "trial", "arch", "hash", "params", "MACs", *metric_cols, *(["within noise of"] if marked else [])]
     rows = [
         [
             r["rank"],
@@ -147,6 +150,7 @@ def _fidelity_section(a: FidelityAnalysis, f: dict[str, str], run_objectives: Se
             fmt_value(r["params"]),
             fmt_value(r["macs"]),
             *[fmt_value(r[m]) for m in metric_cols],
+            *([f"trial {r[NOISE_COLUMN]}" if r[NOISE_COLUMN] is not None else ""] if marked else []),
         ]
         for r in front.head(MAX_FRONT_ROWS_MD).to_dict("records")
     ]
@@ -156,6 +160,7 @@ def _fidelity_section(a: FidelityAnalysis, f: dict[str, str], run_objectives: Se
         "",
     ]
     lines += _table(header, rows)
+    lines += [_noise_line(front, noise), ""]
     if len(front) > MAX_FRONT_ROWS_MD:
         lines += [f"… and {len(front) - MAX_FRONT_ROWS_MD} more in `{f.get('pareto_csv')}`.", ""]
 
@@ -205,6 +210,16 @@ def _fidelity_section(a: FidelityAnalysis, f: dict[str, str], run_objectives: Se
         if "importances_png" in f:
             lines += [f"![Parameter importances]({f['importances_png']})", ""]
     return lines
+
+
+def _noise_line(front: Any, noise: NoiseEstimate | None) -> str:
+    """What the 'within noise of' column means, or why there is none."""
+    if noise is None:
+        return ("Seed noise: not measured (no network of this run was evaluated under two seeds); `--noise-from` a "
+                "study marks front members that a different seed could reorder.")
+    n = int(front[NOISE_COLUMN].notna().sum()) if NOISE_COLUMN in front.columns else 0
+    return (f"Seed noise: {noise.describe()}. {n} front member(s) are within noise of a more accurate member "
+            "(column *within noise of*): a different seed could swap them, so neither is the clear winner.")
 
 
 def render_comparison(comparisons: list[Comparison], directory: Path) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from nas.analysis.analyze import FidelityAnalysis, analyze_fidelity, choose_interference
 from nas.analysis.features import CHOICES
 from nas.analysis.pareto import ReferencePoint, hypervolume_history, reference_point
+from nas.analysis.study_noise import NOISE_COLUMN, NoiseEstimate, chance_accuracy, noise_marks, repeat_noise
 from nas.errors import ConfigError, RunStoreError, shown
 from nas.objectives import METRICS, Objective, resolve_objectives
 
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
     from nas.analysis.view import Run
 
-ID_COLUMNS: tuple[str, ...] = ("rank", "trial_id", "arch", "arch_hash", "params", "macs", "fidelity", "epochs", "seed")
+ID_COLUMNS: tuple[str, ...] = ("rank", "trial_id", "arch", "arch_hash", "params", "macs", "fidelity", "epochs", "seed",
+                               NOISE_COLUMN)
 INTEGER_COLUMNS: frozenset[str] = frozenset({"params", "macs", "epochs", "seed"})
 
 
@@ -40,6 +42,7 @@ class RunReport:
     run_objectives: list[Objective]
     analyses: list[FidelityAnalysis]
     files: list[Path] = field(default_factory=list)
+    noise: NoiseEstimate | None = None  # seed noise of accuracy that front members are marked with
 
     @property
     def report_md(self) -> Path:
@@ -52,6 +55,7 @@ class RunReport:
             "path": str(self.path),
             "report": str(self.report_md),
             "fidelities": [a.to_dict(front_columns=front_columns(a)) for a in self.analyses],
+            "seed_noise": self.noise.to_dict() if self.noise else None,
         }
 
 
@@ -131,8 +135,15 @@ def plan_run(run: Run, requested: list[str] | None, fidelity: str | None) -> Pla
     return Plan(objs, fids, interference, optimised)
 
 
-def summarise_run(run: Run, plan: Plan, report_dir: Path) -> RunReport:
-    """Analyse each planned fidelity of a run; RunStoreError when none has a trial to analyse."""
+def summarise_run(run: Run, plan: Plan, report_dir: Path, noise: NoiseEstimate | None = None) -> RunReport:
+    """Analyse each planned fidelity of a run; RunStoreError when none has a trial to analyse.
+
+    Front members within seed noise of a better one are marked (column ``within_noise_of``): the noise is
+    ``noise`` (e.g. a study's, :func:`nas.analysis.study_noise.noise_from`), else the run's own repeated
+    evaluations; with neither, nothing is marked.
+    """
+    import pandas as pd
+
     analyses = [
         analyze_fidelity(run.trials[run.trials["fidelity"] == fid], plan.objectives, run_name=run.name,
                          run_label=run.label, fidelity=fid, interference=plan.interference,
@@ -141,7 +152,16 @@ def summarise_run(run: Run, plan: Plan, report_dir: Path) -> RunReport:
     ]
     if not any(a.counts.analysed for a in analyses):
         raise RunStoreError(no_trial_message(run, analyses))
-    return RunReport(run.name, run.sampler, run.label, run.path, report_dir, list(run.config.objectives), analyses)
+    if noise is None:
+        noise = repeat_noise(run.trials, chance=chance_accuracy(run.config),
+                             source=f"repeated evaluations in run {run.name}")
+    for a in analyses:
+        if noise is not None and a.counts.analysed and "accuracy" in a.table.columns:
+            a.table[NOISE_COLUMN] = pd.Series([None] * len(a.table), index=a.table.index, dtype=object)
+            marks = noise_marks(a.front, noise)
+            a.table.loc[marks.index, NOISE_COLUMN] = marks
+    return RunReport(run.name, run.sampler, run.label, run.path, report_dir, list(run.config.objectives), analyses,
+                     noise=noise)
 
 
 def no_trial_message(run: Run, analyses: list[FidelityAnalysis] | None) -> str:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from nas.analysis.analyze import interference_note
 from nas.analysis.markdown import fmt_p, fmt_value
+from nas.analysis.study_noise import NOISE_COLUMN
 from nas.analysis.summary import AnalysisSummary, front_frame
 
 if TYPE_CHECKING:
@@ -66,9 +67,13 @@ def print_summary(summary: AnalysisSummary, fmt: str, console: Console) -> None:
                 )
             table = Table(show_edge=False, pad_edge=False)
             metric_cols = [o.name for o in a.objectives if o.name != "params"]
-            for col in ["trial", "block", "activation", "depth", "params", *metric_cols, "hash"]:
-                table.add_column(escape(col), justify="right" if col in ("trial", "params", *metric_cols) else "left")
             front = a.front
+            marked = NOISE_COLUMN in front.columns and bool(front[NOISE_COLUMN].notna().any())
+            if r.noise is not None:
+                console.print(f"  seed noise: {r.noise.describe()}", highlight=False, markup=False, soft_wrap=True)
+            for col in ["trial", "block", "activation", "depth", "params", *metric_cols, "hash",
+                        *(["within noise of"] if marked else [])]:
+                table.add_column(escape(col), justify="right" if col in ("trial", "params", *metric_cols) else "left")
             for row in front.head(MAX_FRONT_ROWS_TERMINAL).to_dict("records"):
                 table.add_row(
                     str(row["trial_id"]),
@@ -78,6 +83,7 @@ def print_summary(summary: AnalysisSummary, fmt: str, console: Console) -> None:
                     fmt_value(row.get("params")),
                     *[fmt_value(row[m]) for m in metric_cols],
                     row["arch_hash"],
+                    *([f"trial {row[NOISE_COLUMN]}" if row[NOISE_COLUMN] is not None else ""] if marked else []),
                 )
             console.print(table)
             if len(front) > MAX_FRONT_ROWS_TERMINAL:

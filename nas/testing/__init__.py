@@ -21,6 +21,7 @@ from nas.space import Budget
 from nas.space.architecture import Architecture, Head, Stage, Stem
 from nas.space.vocabulary import ACTIVATIONS, FAMILIES
 from nas.testing.audit import make_audit_run as make_audit_run
+from nas.testing.study import make_study_run as make_study_run
 
 _STAGES = ((1, (1, 2), 16), (2, (1, 2, 3), 32), (2, (1, 2, 3, 4), 64), (2, (1, 2, 3), 128))  # stride, depths, width
 _BLOCKS = list(FAMILIES)
