@@ -179,6 +179,8 @@ def _empty_cell(a: StudyAnalysis, cells: pd.DataFrame) -> tuple[str, str]:
         kept = a.cells[a.cells["cell"] == cell["same_as"]].iloc[0]
         differ = ", ".join(f"{f}={kept[f]}" for f in a.factors if kept[f] != cell[f])
         return f"same network\nas {differ}", ""
+    if len(cells) and not cells["recorded"].any():
+        return "no trial yet", ""
     return "failed", "xx"
 
 
@@ -395,9 +397,13 @@ def _missing_section(a: StudyAnalysis) -> list[str]:
         lines += [f"Cells naming another cell's network (a family that does not read a factor, e.g. convnext and "
                   f"norm): their trials count once, for the other cell, and they are left out of the models: "
                   f"{'; '.join(pairs)}.", ""]
-    short = a.cells[(a.cells["planned"] > 0) & (a.cells["complete"] < a.cells["planned"])]
+    short = a.cells[(a.cells["planned"] > 0) & (a.cells["complete"] < a.cells["planned"]) & (a.cells["recorded"] > 0)]
     if len(short):
         lines += [f"Cells short of replicates: {', '.join(_label(a, r) for r in short.to_dict('records'))}.", ""]
+    pending = a.cells[(a.cells["planned"] > 0) & (a.cells["recorded"] == 0)]
+    if len(pending):
+        lines += [f"{len(pending)} cell(s) have no trial record yet (the study is unfinished; `nas study --resume` "
+                  "continues it).", ""]
     chance = a.cells[a.cells["at_chance"] > 0]
     if len(chance):
         lines += [f"Cells with a replicate at chance (a result, kept in the models): "
