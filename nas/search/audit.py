@@ -278,7 +278,7 @@ def run_audit(opts: AuditOptions, console: Any) -> tuple[RunStore, bool]:
 
 
 def write_report(store: RunStore, console: Any) -> None:
-    from nas.analysis.audit import write_audit_report
+    from nas.analysis.audit_report import write_audit_report
 
     out = store.root / "report"
     write_audit_report(store, out)
