@@ -31,6 +31,7 @@ def analyze_runs(
     out_dir: Path | None,
     console: Console | None,
     plots: bool = True,
+    noise_from: Path | None = None,
 ) -> AnalysisSummary:
     """Analyse one or more run folders and write a report for each.
 
@@ -48,6 +49,8 @@ def analyze_runs(
             own report folder, the comparison in the first run's).
         console: a rich Console to print to; None prints nothing.
         plots: False skips the PNGs (report.md then embeds none); for quick checks and tests.
+        noise_from: a study (or a run with repeated seeds) whose seed noise marks front members that differ
+            by less than it; None measures it from each run's own repeats, if any.
 
     Raises:
         RunStoreError: a folder is not a readable run, or it has no completed trial to analyse.
@@ -59,12 +62,17 @@ def analyze_runs(
     if not run_dirs:
         raise ConfigError("nas analyze needs at least one run folder, e.g. results/<run>.")
     runs = [load_run(p) for p in run_dirs]
+    noise = None
+    if noise_from is not None:
+        from nas.analysis.study_noise import noise_from as read_noise
+
+        noise = read_noise(noise_from)
     plans = [plan_run(run, objectives, fidelity) for run in runs]  # validate every run before writing
     report_dirs = _report_dirs(runs, out_dir)
     comparison_dir = out_dir if out_dir is not None else report_dirs[0]
     check_report_dirs([*report_dirs, comparison_dir])
     summary = AnalysisSummary(
-        runs=[summarise_run(run, plan, d) for run, plan, d in zip(runs, plans, report_dirs, strict=True)]
+        runs=[summarise_run(run, plan, d, noise=noise) for run, plan, d in zip(runs, plans, report_dirs, strict=True)]
     )
     if len(runs) > 1:
         summary.comparisons, summary.notes = compare_runs(summary.runs)
