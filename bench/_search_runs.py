@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from nas.run import RunStore, TrialRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,6 @@ def run_search(results: Path, name: str, *args: str) -> float:
     return wall
 
 
-def trial_rows(run: Path) -> list[dict[str, str]]:
-    with open(run / "trials.csv") as fh:
-        return list(csv.DictReader(fh))
+def trial_records(run: Path) -> list[TrialRecord]:
+    """The run's trial records, read through the run store."""
+    return RunStore(run).records()

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _search_runs import run_search, trial_rows
+from _search_runs import run_search, trial_records
 
 TARGET = 0.10
 
@@ -29,8 +29,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wall = run_search(Path(tmp), "overhead", "--budget", args.budget, "--trials", str(args.trials),
                           "--fidelity", "quick", *extra, "--workers", str(args.workers), "--cpus-per-trial", "2")
-        rows = trial_rows(Path(tmp) / "overhead")
-    trial_s = sum(float(r["wall_s"] or 0) for r in rows)
+        rows = trial_records(Path(tmp) / "overhead")
+    trial_s = sum(r.wall_s or 0.0 for r in rows)
     busy = trial_s / args.workers
     overhead = (wall - busy) / wall
     print(f"search: {len(rows)} trials at quick, budget {args.budget}, {args.workers} worker(s)")
