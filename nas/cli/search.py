@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         out.print(f"[yellow]interrupted[/yellow]: {len(outcome.records)} trial(s) kept; continue with\n"
                   f"  nas search --resume --run {outcome.run_dir}")
-        return 130
+        return outcome.exit_code or 130  # 143 after SIGTERM
     out.print(f"\nrun folder: {outcome.run_dir}\nnext:\n  nas analyze {outcome.run_dir}\n"
               f"  nas retrain {outcome.run_dir} --top 3")
     return 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, Diverged, NASError
 from nas.objectives import Objective
-from nas.retrain.job import retrain_one
+from nas.retrain.job import resume_note, retrain_one
 from nas.retrain.plan import METRICS_NAME, Job, Plan, RetrainOptions, plan_retrain
 from nas.retrain.report import num, summarize
 
@@ -48,6 +48,10 @@ def run_retrain(opts: RetrainOptions, console: Any) -> RetrainOutcome:
     )
     for c in plan.done:
         console.print(f"  {c.label} ({c.arch_hash}): already retrained at these settings, kept")
+    for job in plan.jobs:
+        note = resume_note(job)
+        if note:
+            console.print(f"  {job.candidate.label} ({job.candidate.arch_hash}): {note}")
     if plan.jobs and opts.workers > 1 and len(plan.jobs) > 1:
         results = _run_on_ray(plan, opts, console)
     else:

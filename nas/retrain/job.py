@@ -13,13 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 from nas.atomic import atomic_write_json
 from nas.objectives import INTERFERENCE_METRICS
-from nas.retrain.plan import METRICS_NAME, Job, settings
+from nas.retrain.plan import CHECKPOINT_NAME, METRICS_NAME, Job, settings
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
     from nas.run import TrialRecord
 
 LATENCY_REPEATS, LATENCY_WARMUP = 50, 10
+
+
+def resume_note(job: Job) -> str | None:
+    """Where a resumed job continues ('resuming after epoch 3 of 30: …'), or None when it starts afresh."""
+    path = job.folder / CHECKPOINT_NAME
+    if not job.resume or not path.is_file():
+        return None
+    from nas.train import load_checkpoint
+
+    done = int(load_checkpoint(path)["epoch"])
+    return f"resuming from its checkpoint after epoch {done} of {job.fidelity.epochs}: training continues with " \
+           f"epoch {done + 1}"
 
 
 def retrain_one(

@@ -2,6 +2,7 @@
 
 ::
 
+    results/<run>/driver.lock               the driver working on the run (host, pid, since), while it runs
     results/<run>/run.yaml                  RunConfig (written first, atomically)
     results/<run>/study.db                  Optuna storage, unless the run names another
     results/<run>/trials.csv                one row per trial (TRIAL_COLUMNS), rebuilt after every record
@@ -10,6 +11,8 @@
 
 Every write is atomic (temporary file + rename), so a reader never sees half a file and a kill loses
 nothing already recorded. A record that cannot be read is an error naming the file, never skipped.
+One driver at a time writes a run: :meth:`RunStore.lock` (see :mod:`nas.lockfile`). A folder that holds
+only what an interrupted start leaves (a lock file, temporary files, nothing else) may be started again.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +32,8 @@ from nas.run.record import TRIAL_COLUMNS, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
+
+LOCK_NAME = "driver.lock"
 
 
 class RunStore:
@@ -81,6 +88,32 @@ class RunStore:
 
     def exists(self) -> bool:
         return self.run_yaml.is_file()
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    def can_start(self) -> bool:
+        """True when a new run may be started here: no folder yet, or one holding only what an interrupted
+        start leaves behind (a lock file, temporary files of an atomic write)."""
+        try:
+            if not self.root.exists():
+                return True
+            if not self.root.is_dir():
+                return False
+            return all(p.name == LOCK_NAME or (p.name.startswith(".") and p.name.endswith(".tmp"))
+                       for p in self.root.iterdir())
+        except OSError:
+            return False
+
+    @contextmanager
+    def lock(self, command: str = "") -> Iterator[str | None]:
+        """Hold the run for this driver (creating its folder); yield a note when a dead driver's lock was taken
+        over. A run held by a live driver is a RunStoreError naming it (host, pid, since, command)."""
+        from nas.lockfile import hold_lock
+
+        with hold_lock(self.lock_path, f"run {self.root}", command) as note:
+            yield note
 
     # ---- run.yaml ------------------------------------------------------------------------
     def write_config(self, config: RunConfig) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, RunStoreError
 from nas.objectives import Objective
+from nas.ray_session import exit_code, terminate_as_interrupt
 from nas.run import RunConfig, RunStore, TrialRecord, pareto_front
 from nas.sampling import Shape
 from nas.search.progress import progress_line
@@ -17,6 +19,7 @@ from nas.search.samplers import make_sampler
 from nas.search.searcher import SearchState, StudySearcher, tell_record
 from nas.search.settings import SearchOptions, check_options, new_config, resume_config
 from nas.space import Space, parse_space
+from nas.storage import describe, open_storage, storage_errors, study_lock
 
 
 @dataclass
@@ -27,87 +30,121 @@ class SearchOutcome:
     interrupted: bool
     wall_s: float
     objectives: list[Objective]
+    exit_code: int = 0  # 130 after Ctrl-C, 143 after SIGTERM (the run is resumable)
 
 
 def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
-    """Run (or resume) a search and return its records and Pareto front."""
+    """Run (or resume) a search and return its records and Pareto front.
+
+    Start-up writes, in order: the folder and its lock, run.yaml (atomically), the study's lock in a
+    shared storage, the storage's tables, the study, its objective names. A kill between any two leaves
+    a folder that ``--resume`` continues (once run.yaml exists) or the same command starts again.
+    """
     started = time.monotonic()
     check_options(opts)
     config, store = resume_config(opts) if opts.resume else new_config(opts)
+    url = opts.storage if opts.storage is not None else config.storage  # None: study.db in the run folder
     space = Space(parse_space(config.space, config.space_file or "run.yaml"))
     data = load_search_data(config)
     shape = Shape(data.in_channels, data.resolution, data.num_classes)
     created = not opts.resume
-    if created:
-        store.root.mkdir(parents=True, exist_ok=True)
-        store.write_config(config)  # the run description first: a kill after this leaves a resumable run
-    try:
-        study = open_study(config, store, create=created)
-    except BaseException:
-        if created:
-            shutil.rmtree(store.root, ignore_errors=True)  # a refused start leaves the folder as it found it
-        raise
-    if not created:
-        store.write_config(config)  # execution settings and trial count given on --resume
-    reran = reconcile(study, store, config.objectives) if opts.resume else 0
-    records = store.records()
-    state = SearchState(total=config.trials)
-    for record in records:
-        state.add(record, config.objectives)
-    console.print(_header(config, store, space, data))
-    if opts.resume:
-        console.print(f"resuming: {len(records)} of {config.trials} trials kept, {reran} interrupted trial(s) "
-                      "re-queued")
-    interrupted = False
-    if config.trials > len(records):
-        interrupted = _drive(config, store, study, space, shape, data, state, console)
-    records = store.records()
+    with ExitStack() as held:
+        held.enter_context(terminate_as_interrupt())
+        held.enter_context(storage_errors(url or f"sqlite:///{store.study_db}", lambda: how_to_continue(store)))
+        study = _start(config, store, url, created, held, console)
+        reran = reconcile(study, store, config.objectives) if opts.resume else 0
+        records = store.records()
+        state = SearchState(total=config.trials)
+        for record in records:
+            state.add(record, config.objectives)
+        console.print(_header(config, store, space, data))
+        if opts.resume:
+            console.print(f"resuming: {len(records)} of {config.trials} trials kept, {reran} interrupted trial(s) "
+                          "re-queued")
+        signum = None
+        if config.trials > len(records):
+            signum = _drive(config, store, study, space, shape, data, state, console)
+        records = store.records()
     first = config.objectives[0]
     front = sorted(pareto_front(records, config.objectives, config.fidelity.name),
                    key=lambda r: (first.to_loss(r.finite(first.name)), r.trial_id))  # best first objective first
-    return SearchOutcome(store.root, records, front, interrupted, time.monotonic() - started, config.objectives)
+    return SearchOutcome(store.root, records, front, signum is not None, time.monotonic() - started,
+                         config.objectives, 0 if signum is None else 128 + signum)
 
 
-def load_search_data(config: RunConfig) -> Any:
-    """The run's data set without its test split (trials never see it)."""
-    from nas.search.batch import load_trial_data
+def how_to_continue(store: RunStore) -> str:
+    """The hint of a failure message: resume a run that exists, else run the command again."""
+    if store.exists():
+        return f"continue with `nas search --resume --run {store.root}`"
+    return "run the same command again"
 
-    return load_trial_data(config.dataset, config.data_dir, config.resolution)
 
-
-def open_storage(url: str) -> Any:
-    import optuna
-
+def _start(config: RunConfig, store: RunStore, url: str | None, created: bool, held: ExitStack,
+           console: Any) -> Any:
+    """Lock the run (and a shared study), write run.yaml, open the study; the locks stay held by ``held``."""
+    if created:
+        store.root.mkdir(parents=True, exist_ok=True)
+    note = held.enter_context(store.lock(config.command))
+    if note:
+        console.print(note)
+    fresh = False
     try:
-        engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
-    except Exception as exc:  # sqlalchemy raises many kinds; all mean "cannot use this storage"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot open the Optuna storage {url}: {first[:200]}") from None
+        if created:
+            if not store.can_start():  # another driver started this run between our check and our lock
+                raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick "
+                                    "another --run")
+            fresh = True
+        store.write_config(config)  # first (a kill after this leaves a resumable run); on --resume: new settings
+        if url is not None:
+            note = held.enter_context(study_lock(url, config.name, config.command))
+            if note:
+                console.print(note)
+        return open_study(config, store, create=created, url=url)
+    except BaseException:
+        if fresh:
+            shutil.rmtree(store.root, ignore_errors=True)  # a refused start leaves no run behind
+        raise
 
 
-def open_study(config: RunConfig, store: RunStore, *, create: bool) -> Any:
-    """The run's Optuna study (created for a new run; a name already in the storage is refused)."""
+def open_study(config: RunConfig, store: RunStore, *, create: bool, url: str | None = None) -> Any:
+    """The run's Optuna study: created for a new run (a name the storage already holds is refused), loaded, or
+    created if a kill came first, on --resume.
+
+    A resumed study's sampler is seeded with ``seed + trials in the study``: a resumed search continues
+    the search instead of replaying the proposals the run began with (the seed alone would repeat them).
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(config.storage or f"sqlite:///{store.study_db}")
+    storage = open_storage(url or f"sqlite:///{store.study_db}")
     if create and config.name in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
-        raise ConfigError(f"the storage already holds a study named {config.name!r}; pick another --run name")
-    sampler = make_sampler(config.sampler, seed=config.seed, population=config.population or 4)
-    study = optuna.create_study(study_name=config.name, storage=storage, sampler=sampler, load_if_exists=not create,
+        raise ConfigError(f"{describe(url)} already holds a study named {config.name!r}; pick another --run"
+                          if url else f"{store.study_db} already holds a study named {config.name!r}")
+    population = config.population or 4
+    study = optuna.create_study(study_name=config.name, storage=storage, load_if_exists=not create,
+                                sampler=make_sampler(config.sampler, seed=config.seed, population=population),
                                 directions=[o.direction for o in config.objectives])
-    if create:
+    told = len(study.get_trials(deepcopy=False))
+    if told:
+        study.sampler = make_sampler(config.sampler, seed=resumed_seed(config.seed, told), population=population)
+    names = [o.name for o in config.objectives]
+    if study.metric_names != names:  # named at creation, or on the resume after a kill that came first
         import warnings
 
         with warnings.catch_warnings():  # experimental since Optuna 3.2; it names the objectives in the dashboard
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([o.name for o in config.objectives])
+            study.set_metric_names(names)
     return study
 
 
+def resumed_seed(seed: int, told: int) -> int:
+    """The sampler seed of a study that already holds ``told`` trials (the run's seed for a new study)."""
+    return (seed + told) % 2**32
+
+
 def reconcile(study: Any, store: RunStore, objectives: list[Objective]) -> int:
-    """After a kill: tell the study what the run store already holds; re-queue trials that were in flight."""
+    """Tell the study what the run store holds for its RUNNING trials; re-queue the others (in flight when the
+    driver stopped). Called on --resume after a kill, and at once after Ctrl-C or SIGTERM."""
     import optuna
 
     by_id = {r.trial_id: r for r in store.records()}
@@ -126,6 +163,13 @@ def reconcile(study: Any, store: RunStore, objectives: list[Objective]) -> int:
     return rerun
 
 
+def load_search_data(config: RunConfig) -> Any:
+    """The run's data set without its test split (trials never see it)."""
+    from nas.search.batch import load_trial_data
+
+    return load_trial_data(config.dataset, config.data_dir, config.resolution)
+
+
 def _header(config: RunConfig, store: RunStore, space: Space, data: Any) -> str:
     objectives = ", ".join(f"{o.name} ({o.direction[:3]})" for o in config.objectives)
     return (f"run {config.name} → {store.root}\n"
@@ -135,18 +179,13 @@ def _header(config: RunConfig, store: RunStore, space: Space, data: Any) -> str:
             f"data {data.name} ({len(data.train_y):,} train / {len(data.val_y):,} val)")
 
 
-def resources(config: RunConfig, cpus: int) -> tuple[int, int]:
-    """(CPUs per trial, concurrent trials): explicit values win; by default one trial per 2 CPUs."""
-    per = config.cpus_per_trial or min(2, cpus)
-    if per > cpus:
-        raise ConfigError(f"--cpus-per-trial {per} is more than the {cpus} CPU(s) Ray has")
-    return per, config.workers or max(1, cpus // per)
-
-
 def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: Shape, data: Any,
-           state: SearchState, console: Any) -> bool:
-    """Run the remaining trials on Ray Tune; True when interrupted by Ctrl-C."""
-    from nas.ray_session import cluster_resources, ray_session
+           state: SearchState, console: Any) -> int | None:
+    """Run the remaining trials on Ray Tune; the signal number when stopped by Ctrl-C or SIGTERM, else None.
+
+    When stopped, the trials in flight are marked for re-run in the study at once (none stays RUNNING).
+    """
+    from nas.ray_session import cluster_resources, ray_session, trial_slots
 
     with ray_session(config.address):
         from ray import tune
@@ -154,7 +193,7 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
         from nas.search.trainable import run_trial
 
         cpus, _ = cluster_resources()
-        per, workers = resources(config, cpus)
+        per, workers = trial_slots(config.cpus_per_trial, config.workers, cpus)
         gpus = config.gpus_per_trial
         trial_config = {
             "run_dir": str(store.root), "fidelity": config.fidelity.to_dict(), "seed": config.seed, "threads": per,
@@ -188,9 +227,12 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
         )
         try:
             tuner.fit()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             searcher.closed = True
-            return True
+            reconcile(study, store, config.objectives)
+            return exit_code(exc) - 128
         if searcher.fatal is not None:
+            with suppress(Exception):  # the storage itself may be what failed
+                reconcile(study, store, config.objectives)
             raise searcher.fatal
-        return False
+        return None

@@ -23,6 +23,7 @@ from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.run import RunConfig, RunStore
 from nas.search.samplers import check_sampler, default_population
 from nas.space import Budget, format_count, load_target
+from nas.storage import mask_text, mask_url
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = "search_spaces/bottleneck.yaml"
@@ -89,17 +90,9 @@ def check_options(opts: SearchOptions) -> None:
 
 def check_storage_url(url: str) -> None:
     """A URL SQLAlchemy can parse, with a dialect Optuna can use (checked before anything is created)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from nas.storage import check_url
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"--storage {shown(url)} is not a database URL (e.g. postgresql://user@host/db or "
-                          "sqlite:///path/study.db)") from None
-    dialect = parsed.get_backend_name()
-    if dialect not in ("sqlite", "postgresql", "mysql"):
-        raise ConfigError(f"--storage: unsupported database {shown(dialect)}; use postgresql://… or sqlite:///…")
+    check_url(url)
 
 
 def run_path(opts: SearchOptions) -> Path:
@@ -127,7 +120,7 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
         raise ConfigError(f"unknown data set {shown(dataset)}; choose one of {', '.join(DATASETS)}")
     name = opts.run or _run_name(target.space.name, target.budget)
     store = RunStore(run_path(opts) if opts.run else opts.results_dir / name)
-    if store.root.exists() and (not store.root.is_dir() or any(store.root.iterdir())):
+    if not store.can_start():
         raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
                             "--run")
     config = RunConfig(
@@ -137,7 +130,8 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
         population=opts.population or default_population(trials), fidelity=fidelity, scheduler=opts.scheduler,
         workers=opts.workers, cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial or 0.0,
         address=opts.address, dataset=dataset, data_dir=opts.data_dir, resolution=opts.resolution, trials=trials,
-        seed=opts.seed or 0, storage=opts.storage, versions=versions(), git_sha=git_sha(), command=command_line(),
+        seed=opts.seed or 0, storage=mask_url(opts.storage), versions=versions(), git_sha=git_sha(),
+        command=command_line(),
     )
     return config, store
 
@@ -188,10 +182,12 @@ def _given(opts: SearchOptions, stored: RunConfig) -> list[tuple[str, Any, Any]]
                     stored.fidelity.name))
     for option, attr in (("--sampler", "sampler"), ("--population", "population"), ("--dataset", "dataset"),
                          ("--data-dir", "data_dir"), ("--resolution", "resolution"), ("--seed", "seed"),
-                         ("--scheduler", "scheduler"), ("--storage", "storage")):
+                         ("--scheduler", "scheduler")):
         value = getattr(opts, attr)
         if value is not None:
             out.append((option, value, getattr(stored, attr)))
+    if opts.storage is not None:  # compared (and shown) with passwords masked: run.yaml keeps none
+        out.append(("--storage", mask_url(opts.storage), mask_url(stored.storage)))
     return out
 
 
@@ -225,4 +221,5 @@ def versions() -> dict[str, str]:
 
 
 def command_line() -> str:
-    return " ".join(sys.argv)
+    """The command line as run.yaml records it, passwords masked."""
+    return mask_text(" ".join(sys.argv))
