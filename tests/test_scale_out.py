@@ -655,17 +655,21 @@ def test_postgresql_search_kill_resume_two_drivers_refused_and_no_password_anywh
     outputs.append(err)
     assert "already holds a study named 'pg'" in err
 
-    # 3. two new drivers at the same moment on one study name (two folders): one runs, the other is refused
+    # 3. two new drivers at the same moment on one study name (two folders): one runs, the other is refused;
+    #    a driver of another study in the same database meanwhile runs as well
     pair = [Driver("search", "--results-dir", str(tmp_path / f"twin{i}"), "--run", "twin", "--storage", url,
                    "--trials", "2", *SYNTH, "--set", "epochs=2") for i in (0, 1)]
+    solo = Driver("search", "--results-dir", str(tmp_path), "--run", "solo", "--storage", url, "--trials", "1",
+                  *SYNTH)
     try:
-        for p in pair:
+        for p in [*pair, solo]:
             p.wait()
     finally:
-        for p in pair:
+        for p in [*pair, solo]:
             p.kill()
     ends = [p.output() for p in pair]
-    outputs += [text for end in ends for text in end]
+    outputs += [text for end in [*ends, solo.output()] for text in end]
+    assert solo.returncode == 0 and len(_rows(tmp_path / "solo")) == 1, solo.output()
     assert sorted(p.returncode for p in pair) == [0, 2], ends
     loser = ends[[p.returncode for p in pair].index(2)][1]
     assert _one_error(loser) and "is being driven by nas pid" in loser
