@@ -193,11 +193,11 @@ FIDELITIES: dict[str, Fidelity] = {
 def get_fidelity(name: str, **overrides: Any) -> Fidelity:
     """Return preset ``name`` with ``overrides`` applied (the name stays unless ``name=`` is overridden)."""
     if name not in FIDELITIES:
-        raise ConfigError(f"unknown fidelity {name!r}; known fidelities: {', '.join(FIDELITIES)}.")
+        raise ConfigError(f"unknown fidelity {shown(name)}; known fidelities: {', '.join(FIDELITIES)}.")
     fields = [f.name for f in dataclasses.fields(Fidelity)]
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown fidelity field(s) {', '.join(unknown)}; fields are: {', '.join(fields)}.")
+        raise ConfigError(f"unknown fidelity field(s) {shown(', '.join(unknown))}; fields are: {', '.join(fields)}.")
     return dataclasses.replace(FIDELITIES[name], **overrides)
 
 
@@ -217,12 +217,12 @@ def fidelity_from_options(preset: str, settings: Sequence[str] = (), *, epochs: 
             raise ConfigError(f"--set takes FIELD=VALUE, got {shown(item)}")
         try:
             overrides[key.strip()] = _scalar(yaml.safe_load(value))
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4,300 digits
             raise ConfigError(f"--set {shown(item)}: the value is not a number, word, true/false or null") from None
     if epochs is not None:
         overrides["epochs"] = epochs
     base = get_fidelity(preset)
-    changed = {k: v for k, v in overrides.items() if getattr(base, k) != v}
+    changed = {k: v for k, v in overrides.items() if getattr(base, k, None) != v}  # unknown: refused below
     derived: dict[str, Any] = {}
     if "epochs" in changed and "warmup_epochs" not in overrides and isinstance(changed["epochs"], int):
         derived["warmup_epochs"] = base.warmup_epochs * changed["epochs"] / base.epochs

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -149,7 +150,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by the Trainer (``weights_only=True``, onto the CPU); CheckpointError if unusable."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a crafted file's pickle protocol before refusing it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         reason = _load_failure(exc)
         raise CheckpointError(

@@ -36,19 +36,14 @@ def safe_name(name: str) -> str:
 
 
 def check_report_dirs(dirs: list[Path]) -> None:
-    """ConfigError when a report folder is a file or lies under one (checked before anything is written)."""
+    """ConfigError when a report folder cannot be one (not a path, a file, under a file); checked before any write."""
+    from nas.space.paths import folder_blocker
+
     for d in dirs:
-        for path in (d, *d.parents):
-            try:
-                if not path.exists():
-                    continue
-                if not path.is_dir():
-                    where = "" if path == d else f" ({shown(str(d))} would lie under it)"
-                    raise ConfigError(f"report folder {shown(str(path))} is a file, not a folder{where}; give --out a "
-                                      "folder (it is created when missing)")
-            except OSError as exc:
-                raise ConfigError(f"report folder {shown(str(d))} cannot be used: {exc.strerror or exc}") from None
-            break
+        blocked = folder_blocker(d)
+        if blocked is not None:
+            raise ConfigError(f"report folder {shown(str(d))} cannot be used: {blocked}; give --out a folder (it is "
+                              "created when missing)")
 
 
 @contextmanager

@@ -115,6 +115,10 @@ class Plan:
 def plan_run(run: Run, requested: list[str] | None, fidelity: str | None) -> Plan:
     """Validate a run against the request; ConfigError/RunStoreError on bad input."""
     objs = resolve_objectives(requested, run.config.objectives, list(run.trials.columns))
+    unrecorded = [o.name for o in objs if o.name not in run.trials.columns]
+    if unrecorded:
+        raise RunStoreError(f"{run.store.run_yaml} names the objective {shown(unrecorded[0])}, which no trial record "
+                            "of the run holds; the run.yaml was edited or belongs to other trials")
     complete = run.trials[run.trials["status"] == "complete"]
     if complete.empty:
         raise RunStoreError(no_trial_message(run, None))

@@ -23,6 +23,7 @@ FILES = {
     "test_images": "t10k-images-idx3-ubyte.gz",
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
+FILES_HINT = "train-/t10k-images-idx3-ubyte.gz and train-/t10k-labels-idx1-ubyte.gz (or the same without .gz)"
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
@@ -69,10 +70,7 @@ def _find_files(data_dir: Path | None) -> dict[str, Path]:
     folder = DEFAULT_DIR if data_dir is None else data_dir
     problem = folder_problem(folder)
     if problem is not None and problem != MISSING:
-        raise DataError(
-            f"Fashion-MNIST: {display_path(folder)} {problem}; pass --data-dir DIR pointing to a folder holding "
-            f"{', '.join(FILES.values())}."
-        )
+        raise DataError(f"Fashion-MNIST: {display_path(folder)} {problem}; pass --data-dir DIR holding {FILES_HINT}.")
     folder = Path(folder)
     found: dict[str, Path] = {}
     missing: list[str] = []
@@ -83,12 +81,14 @@ def _find_files(data_dir: Path | None) -> dict[str, Path]:
             missing.append(name)
         else:
             found[key] = hit
+    if found and missing:
+        raise DataError(f"Fashion-MNIST in {display_path(folder)} is incomplete: it lacks {', '.join(missing)}; "
+                        "copy the missing files there.")
     if missing:
-        where = MISSING if problem == MISSING else f"lacks {', '.join(missing)}"
+        where = MISSING if problem == MISSING else "holds none of its files"
         raise DataError(
             f"Fashion-MNIST not found: {display_path(folder)} {where}. Install it with "
-            f"`apt-get install dataset-fashion-mnist` (files go to {DEFAULT_DIR}) or pass --data-dir DIR pointing "
-            f"to a folder holding {', '.join(FILES.values())}."
+            f"`apt-get install dataset-fashion-mnist` or pass --data-dir DIR holding {FILES_HINT}."
         )
     return found
 

@@ -21,14 +21,34 @@ EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif"
 TEST_SPLIT_SEED = 0  # the held-out test images of a single tree never depend on the run seed
 
 
-def _scan(root: Path) -> dict[str, list[Path]]:
-    """Map each class folder name (sorted) to its sorted image files."""
+def _class_folders(root: Path) -> list[Path]:
+    """The class folders of ``root`` (sorted, hidden ones left out); fewer than 2 is a DataError."""
     try:
         classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
         raise DataError(f"cannot list the image folder {display_path(root)}: {exc.strerror or exc}.") from None
+    if len(classes) < 2:
+        raise DataError(
+            f"{display_path(root)} holds {len(classes)} class folder(s); an image folder needs at least 2 "
+            "(one sub-folder per class, e.g. cat/*.png and dog/*.png)."
+        )
+    return classes
+
+
+def _tree_root(data_dir: Path | None) -> tuple[Path, bool]:
+    """The checked image folder, and whether it has the train/ + test/ layout."""
+    if data_dir is None:
+        raise DataError("the imagefolder data set needs --data-dir pointing to a folder with one sub-folder per class.")
+    root = check_folder(
+        data_dir, "image folder", "pass --data-dir pointing to a folder with one sub-folder per class."
+    )
+    return root, (root / "train").is_dir() and (root / "test").is_dir()
+
+
+def _scan(root: Path) -> dict[str, list[Path]]:
+    """Map each class folder name (sorted) to its sorted image files."""
     tree: dict[str, list[Path]] = {}
-    for folder in classes:
+    for folder in _class_folders(root):
         try:
             files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
         except OSError as exc:
@@ -39,12 +59,13 @@ def _scan(root: Path) -> dict[str, list[Path]]:
                 "add some or remove it."
             )
         tree[folder.name] = files
-    if len(tree) < 2:
-        raise DataError(
-            f"{display_path(root)} holds {len(tree)} class folder(s); an image folder needs at least 2 "
-            "(one sub-folder per class, e.g. cat/*.png and dog/*.png)."
-        )
     return tree
+
+
+def class_count(data_dir: Path | None) -> int:
+    """The number of class folders of an image tree (``train/`` in the two-folder layout), without reading images."""
+    root, split = _tree_root(data_dir)
+    return len(_class_folders(root / "train" if split else root))
 
 
 def _read_image(path: Path, resolution: int) -> np.ndarray:
@@ -86,13 +107,9 @@ def load_imagefolder(
     data_dir: Path | None = None, resolution: int | None = None, test_fraction: float = 0.2
 ) -> RawData:
     """Load an image tree as uint8 N x 3 x R x R (R = ``resolution``, default 32); horizontal flips allowed."""
-    if data_dir is None:
-        raise DataError("the imagefolder data set needs --data-dir pointing to a folder with one sub-folder per class.")
-    root = check_folder(
-        data_dir, "image folder", "pass --data-dir pointing to a folder with one sub-folder per class."
-    )
+    root, split = _tree_root(data_dir)
     res = DEFAULT_RESOLUTION if resolution is None else resolution
-    if (root / "train").is_dir() and (root / "test").is_dir():
+    if split:
         train_tree, test_tree = _scan(root / "train"), _scan(root / "test")
         unknown = sorted(set(test_tree) - set(train_tree))
         if unknown:

@@ -17,6 +17,7 @@ from nas.errors import CheckpointError, ConfigError, RunStoreError, shown
 from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, Objective, interference_objective
 from nas.retrain.select import Candidate
+from nas.space.paths import display_path
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
@@ -117,14 +118,7 @@ def plan_retrain(opts: RetrainOptions) -> Plan:
     if config is not None and not selecting and not want_baselines:
         opts.top = 3  # `nas retrain RUN`: the top 3 of the front
 
-    data = load_dataset(
-        opts.dataset or (config.dataset if config else "fashion-mnist"),
-        data_dir=opts.data_dir if opts.data_dir is not None else config.data_dir if config else None,
-        resolution=opts.resolution if opts.resolution is not None else config.resolution if config else None,
-    )
-    shape = Shape(data.in_channels, data.resolution, data.num_classes)
-    seed = opts.seed if opts.seed is not None else config.seed if config else 0
-
+    # what needs no data first: the candidates of the run, the --arch strings, the baselines and their budget
     candidates: list[Candidate] = []
     if opts.top is not None:
         assert config is not None and run_dir is not None
@@ -132,14 +126,10 @@ def plan_retrain(opts: RetrainOptions) -> Plan:
     if opts.trials:
         assert run_dir is not None
         candidates += select.by_trial_ids(records, opts.trials, run_dir)
-    if opts.archs:
-        candidates += select.by_arch_strings(opts.archs, records, shape)
+    archs = select.parse_arch_strings(opts.archs or [])
     budget = _baseline_budget(opts, config) if want_baselines else None
-    if budget is not None:
-        candidates += select.baselines(opts.baseline_names or None, budget, shape)
-    candidates = select.dedupe(candidates)
-    select.verify(candidates, shape)
-
+    if want_baselines:
+        select.check_baseline_names(opts.baseline_names)
     if run_dir is not None:
         out_dir = run_dir / "retrain"
     else:
@@ -148,6 +138,21 @@ def plan_retrain(opts: RetrainOptions) -> Plan:
         assert budget is not None
         out_dir = (opts.results_dir / f"baselines-{format_count(budget.params)}".replace(".", "_")).resolve()
     _check_folder(out_dir)
+
+    data = load_dataset(
+        opts.dataset or (config.dataset if config else "fashion-mnist"),
+        data_dir=opts.data_dir if opts.data_dir is not None else config.data_dir if config else None,
+        resolution=opts.resolution if opts.resolution is not None else config.resolution if config else None,
+    )
+    shape = Shape(data.in_channels, data.resolution, data.num_classes)
+    seed = opts.seed if opts.seed is not None else config.seed if config else 0
+
+    candidates += select.by_arch_strings(archs, records, shape)
+    if budget is not None:
+        candidates += select.baselines(opts.baseline_names or None, budget, shape)
+    candidates = select.dedupe(candidates)
+    select.verify(candidates, shape)
+
     jobs, done = [], []
     for c in candidates:
         job = Job(c, out_dir / c.arch_hash, opts.fidelity, seed, opts.device, opts.threads, opts.resume, opts.onnx)
@@ -185,14 +190,11 @@ def _baseline_budget(opts: RetrainOptions, config: RunConfig | None) -> Budget:
 
 def _check_folder(path: Path) -> None:
     """A folder retrain will write into must be a folder or not exist yet (nothing is created here)."""
-    for p in (path, *path.parents):
-        try:
-            if p.exists():
-                if not p.is_dir():
-                    raise RunStoreError(f"{p} is a file, not a folder; retrain writes its results in {path}")
-                return
-        except OSError as exc:
-            raise RunStoreError(f"{p} cannot be used: {exc.strerror or exc}") from None
+    from nas.space.paths import folder_blocker
+
+    blocked = folder_blocker(path)
+    if blocked is not None:
+        raise RunStoreError(f"retrain writes its results in {display_path(path)}, which cannot be used: {blocked}")
 
 
 def settings(job: Job, data: DatasetSplits) -> dict[str, Any]:

@@ -124,8 +124,19 @@ def by_trial_ids(records: Sequence[TrialRecord], ids: Sequence[int], where: Path
     return from_records(one_per_architecture(picked))
 
 
-def by_arch_strings(texts: Sequence[str], records: Sequence[TrialRecord], shape: Shape) -> list[Candidate]:
-    """Candidates for architecture strings (taken as written); a string the run evaluated keeps its record."""
+def parse_arch_strings(texts: Sequence[str]) -> list[Architecture]:
+    """``--arch`` strings parsed, once each, in order (checked before any data is loaded)."""
+    out = []
+    for text in dict.fromkeys(texts):
+        try:
+            out.append(Architecture.parse(text))
+        except SpaceError as exc:
+            raise SpaceError(f"--arch {shown(text, 40)} does not parse: {exc}") from None
+    return out
+
+
+def by_arch_strings(archs: Sequence[Architecture], records: Sequence[TrialRecord], shape: Shape) -> list[Candidate]:
+    """Candidates for parsed ``--arch`` strings (taken as written); one the run evaluated keeps its record."""
     from nas.models import count_params
 
     known: dict[str, TrialRecord] = {}
@@ -133,11 +144,7 @@ def by_arch_strings(texts: Sequence[str], records: Sequence[TrialRecord], shape:
         if r.complete:
             known.setdefault(r.arch_hash, r)
     out = []
-    for text in dict.fromkeys(texts):
-        try:
-            arch = Architecture.parse(text)
-        except SpaceError as exc:
-            raise SpaceError(f"--arch {shown(text)} does not parse: {exc}") from None
+    for arch in archs:
         record = known.get(arch.semantic_hash)
         if record is not None:
             out.extend(from_records([record]))
@@ -152,13 +159,8 @@ def baseline_names(folder: Path = BASELINES_DIR) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
-def baselines(
-    names: Sequence[str] | None, budget: Budget, shape: Shape, folder: Path = BASELINES_DIR
-) -> list[Candidate]:
-    """The fixed baselines (all, or ``names``) scaled to ``budget`` for ``shape`` with the budget solver."""
-    from nas.sampling import fit
-    from nas.space import load_target
-
+def check_baseline_names(names: Sequence[str] | None, folder: Path = BASELINES_DIR) -> list[str]:
+    """The baselines asked for (all when ``names`` is empty); an unknown name is a ConfigError."""
     available = baseline_names(folder)
     if not available:
         raise ConfigError(f"no baseline architectures found in {folder}")
@@ -167,8 +169,18 @@ def baselines(
     if unknown:
         raise ConfigError(f"unknown baseline(s) {', '.join(shown(n) for n in unknown[:5])}; "
                           f"available: {', '.join(available)}.")
+    return wanted
+
+
+def baselines(
+    names: Sequence[str] | None, budget: Budget, shape: Shape, folder: Path = BASELINES_DIR
+) -> list[Candidate]:
+    """The fixed baselines (all, or ``names``) scaled to ``budget`` for ``shape`` with the budget solver."""
+    from nas.sampling import fit
+    from nas.space import load_target
+
     out = []
-    for name in wanted:
+    for name in check_baseline_names(names, folder):
         target = load_target(str(folder / f"{name}.yaml"))
         solved = fit(target.single(), budget, shape)
         out.append(Candidate("baseline", name, solved.arch, solved.params, None))

@@ -115,8 +115,11 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = [k for k in data if k not in names]
         if unknown:
-            raise RunStoreError(f"{where}: unknown key {shown(str(unknown[0]))}; run.yaml keys are "
-                                f"{', '.join(sorted(names))}")
+            import difflib
+
+            near = difflib.get_close_matches(str(unknown[0])[:100], sorted(names), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else "; no run.yaml has it (nas/run/config.py lists them)"
+            raise RunStoreError(f"{where}: unknown key {shown(str(unknown[0]), 40)}{hint}")
         required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING]
         missing = [k for k in required if k not in data]
@@ -141,6 +144,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+_RANGES: dict[str, tuple[int, int]] = {  # what the command line accepts, so a hand-edited run.yaml is held to it too
+    "trials": (0, 10**9), "seed": (0, 2**32 - 1), "population": (2, 10**9), "workers": (1, 10**9),
+    "cpus_per_trial": (1, 10**9), "gpus_per_trial": (0, 10**6), "resolution": (4, 16_384), "version": (0, 10**9),
+}
+
+
 def _read(key: str, value: Any, where: str) -> Any:
     try:
         if key == "budget":
@@ -160,6 +169,9 @@ def _read(key: str, value: Any, where: str) -> Any:
     types = _TYPES[key]
     if isinstance(value, bool) or not isinstance(value, types):
         raise RunStoreError(f"{where}: {key} should be {' or '.join(t.__name__ for t in types)}, got {shown(value)}")
+    if key in _RANGES and value is not None and not _RANGES[key][0] <= value <= _RANGES[key][1]:  # NaN fails too
+        low, high = _RANGES[key]
+        raise RunStoreError(f"{where}: {key} should be from {low:,} to {high:,}, got {shown(value)}")
     return float(value) if key == "gpus_per_trial" else value
 
 

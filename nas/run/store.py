@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LOCK_NAME = "driver.lock"
+MAX_RUN_YAML_BYTES = 4 * 1024 * 1024  # a run.yaml is a few kB; the space it holds is at most 64 kB
 
 
 class RunStore:
@@ -47,12 +48,16 @@ class RunStore:
         """An existing run, given as its folder or as a name under ``results_dir``; RunStoreError otherwise."""
         given = Path(run)
         candidates = [given] if given.is_absolute() or given.parent != Path(".") else [given, Path(results_dir) / given]
+        unreadable: OSError | None = None
         for path in candidates:
             try:
                 if (path / "run.yaml").is_file():
                     return cls(path)
-            except OSError:
-                continue
+            except OSError as exc:  # e.g. a folder without permission: say so, not "no run.yaml"
+                unreadable = unreadable or exc
+        if unreadable is not None:
+            raise RunStoreError(f"{shown(str(run))} cannot be used as a run folder: "
+                                f"{unreadable.strerror or unreadable}")
         path = candidates[0]
         try:
             if not path.exists():
@@ -122,15 +127,23 @@ class RunStore:
         atomic_write_text(self.run_yaml, yaml.safe_dump(jsonable(config.to_dict()), sort_keys=False))
 
     def read_config(self) -> RunConfig:
-        import yaml
+        """The run.yaml, read with the space files' strict YAML loader (no aliases, bounded depth and size)."""
+        from nas.space.schema import load_yaml
 
         if not self.exists():
             raise RunStoreError(f"{self.root} is not a run folder (it has no run.yaml)")
         try:
-            data = yaml.safe_load(self.run_yaml.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            size = self.run_yaml.stat().st_size
+            if size > MAX_RUN_YAML_BYTES:
+                raise RunStoreError(f"{self.run_yaml} is {size:,} bytes, too large for a run.yaml (at most "
+                                    f"{MAX_RUN_YAML_BYTES:,}); is it the right file?")
+            data = load_yaml(self.run_yaml.read_text(encoding="utf-8"), str(self.run_yaml), what="a run.yaml")
+        except (OSError, UnicodeDecodeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunStoreError(f"{self.run_yaml} cannot be read: {first[:200]}") from None
+        except NASError as exc:  # the strict loader's message names the file first
+            why = str(exc).removeprefix(f"{self.run_yaml}: ")
+            raise RunStoreError(f"{self.run_yaml} cannot be read: {why}") from None
         return RunConfig.from_dict(data, where=str(self.run_yaml))
 
     # ---- trial records ---------------------------------------------------------------------
@@ -145,7 +158,23 @@ class RunStore:
         self.rewrite_csv()
 
     def record_paths(self) -> list[Path]:
-        return sorted((self.root / "trials").glob("*/metrics.json"))
+        """Every trials/<id>/metrics.json; a trials/ (or a trial folder) that cannot be read is a RunStoreError."""
+        folder = self.root / "trials"
+        try:
+            if not folder.exists():
+                return []
+            if not folder.is_dir():
+                raise RunStoreError(f"{folder} is a file, not the folder of trial records; restore it or move it "
+                                    "away")
+            paths = sorted(p for p in (d / "metrics.json" for d in folder.iterdir() if d.is_dir()) if p.exists())
+            for path in paths:
+                if not path.is_file():  # a folder, a pipe or a device would fail or block the reader
+                    raise RunStoreError(f"trial record {path} is not a file; restore it or move that trial's folder "
+                                        "away")
+            return paths
+        except OSError as exc:
+            raise RunStoreError(f"{exc.filename or folder} cannot be read ({exc.strerror or exc}); the trial records "
+                                "of the run are under it") from None
 
     def records(self) -> list[TrialRecord]:
         """Every final trial record, ordered by trial id; an unreadable record is a RunStoreError naming it."""

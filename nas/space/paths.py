@@ -47,6 +47,26 @@ def path_kind(text: object) -> str | None:
     return "dir" if stat.S_ISDIR(mode) else "other"
 
 
+def folder_blocker(path: object) -> str | None:
+    """Why no folder can be made or written at ``path`` (it or a parent is a file, or cannot be examined), or None.
+
+    Looks at ``path`` and then up its parents to the first that exists; creates nothing, never raises.
+    """
+    problem = path_problem(path)
+    if problem is not None:
+        return problem
+    target = Path(str(path))
+    for p in (target, *target.parents):
+        try:
+            mode = os.stat(p).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            return f"{display_path(p)} cannot be examined: {exc.strerror or exc}"
+        return None if stat.S_ISDIR(mode) else f"{display_path(p)} is a file, not a folder"
+    return None
+
+
 def display_path(path: object, limit: int = 120) -> str:
     """A path as a message shows it: as written when short and printable, else quoted and capped."""
     text = str(path) if isinstance(path, str | Path) else shown(path, limit)

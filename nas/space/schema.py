@@ -324,7 +324,7 @@ def _yaml_tools() -> tuple[Any, type, type]:
                     for key_node, _ in node.value:
                         if key_node.tag == "tag:yaml.org,2002:merge":
                             raise Refused(
-                                problem="merge keys (<<) are not allowed in a space file; write the keys out",
+                                problem="merge keys (<<) are not allowed; write the keys out",
                                 problem_mark=key_node.start_mark,
                             )
                         key = self.construct_object(key_node, deep=True)
@@ -350,13 +350,13 @@ def _yaml_tools() -> tuple[Any, type, type]:
 _TOOLS: tuple[Any, type, type] | None = None
 
 
-def _screen(yaml: Any, base: type, text: str, refused: type) -> None:
+def _screen(yaml: Any, base: type, text: str, refused: type, what: str) -> None:
     """Stream the parser's events once, refusing aliases and deep nesting before anything is built."""
     depth = 0
     for event in yaml.parse(text, Loader=base):
         if isinstance(event, yaml.AliasEvent):
             raise refused(
-                problem=f"YAML aliases (*{_cut(str(event.anchor), 40)}) are not allowed in a space file; "
+                problem=f"YAML aliases (*{_cut(str(event.anchor), 40)}) are not allowed in {what}; "
                 "write the value out",
                 problem_mark=event.start_mark,
             )
@@ -364,22 +364,25 @@ def _screen(yaml: Any, base: type, text: str, refused: type) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 raise refused(
-                    problem=f"nested deeper than {MAX_DEPTH} levels; a space file needs about 4",
+                    problem=f"nested deeper than {MAX_DEPTH} levels; {what} needs about 4",
                     problem_mark=event.start_mark,
                 )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
 
-def load_yaml(text: str, source: str) -> Any:
+def load_yaml(text: str, source: str, *, what: str = "a space file") -> Any:
     """Parse a space file's text strictly (see the module docstring); a malformed or refused document is a SpaceError.
+
+    Other files of YAML the engine reads (a run's run.yaml) use the same loader; ``what`` names the kind
+    of file in the messages.
 
     The parser's events are screened first (aliases, depth), so a "billion laughs" file is refused at its
     first alias and a deeply nested one at level ``MAX_DEPTH`` + 1, before any object is built.
     """
     yaml, base, strict = _yaml_tools()
     try:
-        _screen(yaml, base, text, strict.Refused)
+        _screen(yaml, base, text, strict.Refused, what)
         return yaml.load(text, Loader=strict)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
