@@ -6,11 +6,11 @@ optuna) are imported by the verbs when they run, so ``nas --help`` stays instant
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
 
+from nas.cli.options import Parser, one_line
 from nas.errors import NASError
 
 # verb -> module under nas.cli (as Optuna's _COMMANDS)
@@ -24,8 +24,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="nas",
         description="Neural-architecture search for tiny vision networks: bottleneck blocks under a "
         "parameter budget, scored on accuracy and feature interference.",
@@ -40,12 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command: its exit code; a user error (a NASError, usage included) is one ``error:`` line and 2."""
     try:
+        args = build_parser().parse_args(argv)
         return int(args.verb_run(args) or 0)
     except NASError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

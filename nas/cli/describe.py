@@ -25,7 +25,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.complexity import measure
     from nas.sampling import fit
     from nas.space import format_count
 
@@ -33,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     shape = resolve_shape(args, target.input)
     written = target.single()
     solved = fit(written, target.budget, shape)
+    from nas.complexity import measure  # torch: imported once the input is known to be good
     adapted = solved.arch.adapted_to_input(shape.resolution)
     report = measure(
         solved.arch,

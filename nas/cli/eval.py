@@ -8,6 +8,9 @@ from nas.cli.options import (
     add_budget_options,
     add_data_options,
     add_fidelity_options,
+    check_device,
+    check_seed,
+    check_threads,
     load_data,
     make_console,
     print_json,
@@ -30,15 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.evaluate import evaluate
     from nas.sampling import Shape, fit
 
+    check_device(args.device)
+    check_threads(args.threads)
+    check_seed("--seed", args.seed)
     fidelity = resolve_fidelity(args)
     target = resolve_target(args, args.target)
     written = target.single()
     data = load_data(args)
     shape = Shape(data.in_channels, data.resolution, data.num_classes)
     solved = fit(written, target.budget, shape)
+    from nas.evaluate import evaluate
+
     result = evaluate(solved.arch, data, fidelity, seed=args.seed, device=args.device, threads=args.threads,
                       progress=not args.json)
     m = {k: v for k, v in result.metrics.items() if k != "layers"}

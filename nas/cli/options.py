@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from nas.errors import ConfigError, shown
 
 DEVICES = ("cpu", "cuda")
+MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in [0, 2**32)
+MAX_THREADS = 1024  # torch threads (a larger number only makes a pool that cannot run)
+_QUOTED = re.compile(r"'([^'\n]{61,})'|\"([^\"\n]{61,})\"")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error raised as a ConfigError: one capped ``error:`` line and exit 2, like any other.
+
+    (argparse's own ``error`` prints the usage and the offending values whole, and exits the process.)
+    Sub-parsers are made of this class too.
+    """
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            more = f" and {len(extras) - 3:,} more" if len(extras) > 3 else ""
+            verb = " ".join(str(getattr(parsed, k)) for k in ("command", "space_command") if getattr(parsed, k, None))
+            raise ConfigError(f"unrecognized argument{'s' if len(extras) > 1 else ''} "
+                              f"{', '.join(shown(a, 60) for a in extras[:3])}{more} (see `{self.prog} "
+                              f"{verb + ' ' if verb else ''}--help`)")
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        capped = _QUOTED.sub(lambda m: shown(m.group(1) or m.group(2), 60), message)
+        raise ConfigError(f"{one_line(capped)} (see `{self.prog} --help`)")
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """``text`` on one line (line breaks as spaces), at most ``limit`` characters: the last guard of an error line."""
+    if "\n" in text or "\r" in text:
+        text = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def make_console(*, stderr: bool = False) -> Any:
@@ -79,10 +113,52 @@ def resolve_fidelity(args: argparse.Namespace, default: str = "quick") -> Any:
     return fidelity_from_options(args.fidelity or default, fidelity_settings(args), epochs=args.epochs)
 
 
-def positive(name: str, value: int | float | None, *, minimum: int | float = 1) -> None:
-    """Refuse an option below ``minimum`` (None: not given)."""
-    if value is not None and (isinstance(value, bool) or not value >= minimum):
+def positive(name: str, value: int | float | None, *, minimum: int | float = 1,
+             maximum: int | float | None = None) -> None:
+    """Refuse an option below ``minimum`` or above ``maximum``, and NaN (None: not given)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not value >= minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}, got {shown(value)}")
+    if maximum is not None and not value <= maximum:
+        raise ConfigError(f"{name} must be at most {maximum:,}, got {shown(value)}")
+
+
+def check_seed(name: str, value: int | None) -> None:
+    """A seed every random generator takes: from 0 to 2**32 - 1 (numpy and Optuna refuse others)."""
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name} must be from 0 to {MAX_SEED:,}, got {shown(value)}")
+
+
+def check_threads(value: int | None) -> None:
+    positive("--threads", value, maximum=MAX_THREADS)
+
+
+def check_local_resources(cpus_per_trial: int | None, gpus_per_trial: float | None, *, cluster: bool = True) -> None:
+    """On a local Ray, a trial cannot ask for more CPUs or GPUs than this machine has (it would wait for ever).
+
+    ``cluster``: the verb has --address, and the message says so.
+    """
+    elsewhere = ", or --address to run on a cluster that has them" if cluster else ""
+    cpus = os.cpu_count() or 1
+    if cpus_per_trial is not None and cpus_per_trial > cpus:
+        raise ConfigError(f"--cpus-per-trial {shown(cpus_per_trial)} is more than the {cpus} CPU(s) of this machine; "
+                          f"use at most that{elsewhere}")
+    if gpus_per_trial:
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if gpus_per_trial > gpus:
+            raise ConfigError(f"--gpus-per-trial {gpus_per_trial:g} asks for more GPUs than the {gpus} this machine "
+                              f"has; drop it{elsewhere}")
+
+
+def check_path(option: str, value: object) -> None:
+    """Refuse an option's value that cannot be a path (empty, a NUL byte, too long), before the file system sees it."""
+    from nas.space.paths import display_path, path_problem
+
+    if value is not None and (problem := path_problem(value)) is not None:
+        raise ConfigError(f"{option} {display_path(value) if value else repr(value)}: {problem}")
 
 
 def check_device(device: str) -> str:
@@ -111,9 +187,9 @@ def resolve_shape(args: argparse.Namespace, defaults: dict[str, int]) -> Any:
     for name in ("resolution", "in_channels", "classes"):
         positive(f"--{name.replace('_', '-')}", getattr(args, name, None), minimum=2 if name == "classes" else 1)
     return Shape(
-        in_channels=args.in_channels or defaults["channels"],
-        resolution=args.resolution or defaults["resolution"],
-        num_classes=args.classes or defaults["classes"],
+        in_channels=args.in_channels if args.in_channels is not None else defaults["channels"],
+        resolution=args.resolution if args.resolution is not None else defaults["resolution"],
+        num_classes=args.classes if args.classes is not None else defaults["classes"],
     )
 
 

@@ -9,6 +9,10 @@ from typing import Any
 from nas.cli.options import (
     add_fidelity_options,
     check_device,
+    check_local_resources,
+    check_path,
+    check_seed,
+    check_threads,
     make_console,
     positive,
     print_json,
@@ -59,8 +63,12 @@ def options_from_args(args: argparse.Namespace) -> Any:
     """RetrainOptions from parsed arguments; option values are checked here, before anything is read or started."""
     from nas.retrain.plan import RetrainOptions
 
-    for name in ("top", "workers", "cpus_per_trial", "threads", "resolution"):
+    for name in ("top", "workers", "cpus_per_trial", "resolution"):
         positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    check_threads(args.threads)
+    check_seed("--seed", args.seed)
+    check_local_resources(args.cpus_per_trial, None, cluster=False)
+    check_path("--results-dir", args.results_dir)
     return RetrainOptions(
         fidelity=resolve_fidelity(args, "full"), run=args.run, top=args.top, trials=args.trial, archs=args.arch,
         baselines=args.baselines, baseline_names=list(args.baseline), budget=args.budget, tolerance=args.tolerance,

@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nas.cli.options import fidelity_given, resolve_fidelity
-    from nas.search.runner import run_search
-    from nas.search.settings import SearchOptions
+    from nas.search.settings import SearchOptions, check_options
 
     opts = SearchOptions(
         space_file=args.space, budget=args.budget, tolerance=args.tolerance, divisor=args.divisor,
@@ -54,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage, run=args.run, resume=args.resume, seed=args.seed, scheduler=args.scheduler,
         results_dir=Path(args.results_dir),
     )
+    check_options(opts)  # before Ray is even imported: a refused option costs no second
+    from nas.search.runner import run_search
+
     out = make_console()
     outcome = run_search(opts, out)
     print_front(out, outcome)

@@ -9,13 +9,16 @@ from typing import Any
 from nas.cli.options import (
     add_budget_options,
     add_shape_options,
+    check_seed,
     make_console,
+    positive,
     print_json,
     resolve_shape,
     resolve_target,
 )
 
 HELP = "inspect a search-space file"
+MAX_SAMPLES = 100_000  # distinct draws one `nas space sample` prints
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,20 +49,33 @@ def run(args: argparse.Namespace) -> int:
     return int(args.handler(args))
 
 
-def cmd_space_validate(args: argparse.Namespace) -> int:
-    from nas.space import Space
+def load_space(text: str) -> Any:
+    """The space file ``text``; an architecture string given instead is named as one (not "file does not exist")."""
+    from nas.errors import SpaceError, shown
+    from nas.space import Architecture, Space
+    from nas.space.paths import path_kind
 
+    if path_kind(text) is None and not text.rstrip().endswith((".yaml", ".yml")):
+        try:
+            Architecture.parse(text)
+        except SpaceError:
+            pass
+        else:
+            raise SpaceError(f"{shown(text, 60)} is an architecture string, not a space file; `nas describe` shows "
+                             "one architecture")
+    return Space.from_file(text)
+
+
+def cmd_space_validate(args: argparse.Namespace) -> int:
     for path in args.files:
-        space = Space.from_file(path)
+        space = load_space(path)
         size = space.size()
         print(f"{path}: ok — space {space.name!r}, {size:,} architecture{'s' if size != 1 else ''}")
     return 0
 
 
 def cmd_space_count(args: argparse.Namespace) -> int:
-    from nas.space import Space
-
-    space = Space.from_file(args.file)
+    space = load_space(args.file)
     if args.json:
         print_json({"name": space.name, "size": space.size()})
     else:
@@ -70,9 +86,7 @@ def cmd_space_count(args: argparse.Namespace) -> int:
 def cmd_space_show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from nas.space import Space
-
-    space = Space.from_file(args.file)
+    space = load_space(args.file)
     info = space.describe()
     if args.json:
         print_json(info)
@@ -80,7 +94,7 @@ def cmd_space_show(args: argparse.Namespace) -> int:
     console = make_console()
     console.print(f"[bold]{space.name}[/bold] ({args.file}) — {info['size']:,} distinct architectures")
     if space.spec.description:
-        console.print(space.spec.description)
+        console.print(space.spec.description_excerpt(), markup=False)
     table = Table("stage", "stride", "ref. width", "depth", "per-stage choices")
     for i, st in enumerate(info["stages"]):
         own = {k: v for k, v in st.items() if k not in ("stride", "width", "depth")}
@@ -98,13 +112,16 @@ def _fmt_choices(choices: dict[str, list[Any]]) -> str:
 
 
 def cmd_space_sample(args: argparse.Namespace) -> int:
-    from nas.errors import SpaceError
+    from nas.errors import SpaceError, shown
     from nas.sampling import sample_solved
 
+    positive("-n", args.n, maximum=MAX_SAMPLES)
+    check_seed("--seed", args.seed)
     target = resolve_target(args, args.file)
     space = target.space
     if space is None:
-        raise SpaceError(f"{args.file!r} is not a space file")
+        raise SpaceError(f"{shown(args.file)} is not a space file: it reads as one architecture; `nas space sample` "
+                         "draws from a space file (YAML)")
     shape = resolve_shape(args, target.input)
     sample = sample_solved(space, args.n, seed=args.seed, budget=target.budget, shape=shape)
     solved = sample.solved

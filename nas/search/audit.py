@@ -251,7 +251,8 @@ def run_audit(opts: AuditOptions, console: Any) -> tuple[RunStore, bool]:
     from nas.search.settings import SearchOptions, check_options
 
     check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
-                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution))
+                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution,
+                                seed=opts.seed, run=opts.run, results_dir=opts.results_dir))
     reuse = [RunStore.open(r, opts.results_dir) for r in opts.reuse]
     if opts.report_only or opts.resume:
         store = open_audit(opts.run, opts.results_dir)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import platform
 import subprocess
 import sys
@@ -32,6 +33,8 @@ DEFAULT_OBJECTIVES = "accuracy,interference"
 DEFAULT_SAMPLER = "nsga2"
 SCHEDULERS = ("asha",)
 EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")
+MAX_TRIALS = 1_000_000  # trials (and NSGA-II population) one run asks for
+MAX_WORKERS = 100_000  # trials at a time, more than any cluster runs
 
 
 @dataclass
@@ -65,21 +68,25 @@ class SearchOptions:
 
 def check_options(opts: SearchOptions) -> None:
     """Checks that need nothing but the options themselves (before any file, data set or Ray)."""
-    from nas.cli.options import positive
+    from nas.cli.options import check_local_resources, check_seed, positive
 
-    positive("--trials", opts.trials)
-    positive("--population", opts.population, minimum=2)
-    positive("--workers", opts.workers)
+    positive("--trials", opts.trials, maximum=MAX_TRIALS)
+    positive("--population", opts.population, minimum=2, maximum=MAX_TRIALS)
+    positive("--workers", opts.workers, maximum=MAX_WORKERS)
     positive("--cpus-per-trial", opts.cpus_per_trial)
     positive("--resolution", opts.resolution)
-    if opts.gpus_per_trial is not None and not opts.gpus_per_trial >= 0:
-        raise ConfigError(f"--gpus-per-trial must be 0 or more, got {shown(opts.gpus_per_trial)}")
+    check_seed("--seed", opts.seed)
+    check_folders(opts)
+    check_gpus(opts.gpus_per_trial)
+    if not opts.address:
+        check_local_resources(opts.cpus_per_trial, opts.gpus_per_trial)
     if opts.sampler is not None:
         check_sampler(opts.sampler)
     if opts.scheduler not in (None, *SCHEDULERS):
         raise ConfigError(f"unknown scheduler {shown(opts.scheduler)}; the only one is asha")
     if opts.storage is not None:
         check_storage_url(opts.storage)
+        check_sqlite_folder(opts.storage)
     if opts.resume and not opts.run:
         raise ConfigError("--resume needs --run NAME (or the run folder's path)")
     if opts.address:
@@ -88,11 +95,54 @@ def check_options(opts: SearchOptions) -> None:
         check_reachable(opts.address)
 
 
+def check_folders(opts: SearchOptions) -> None:
+    """--results-dir and --run can be folders: paths, not files nor under one, and --run ends in a name."""
+    from nas.cli.options import check_path
+    from nas.space.paths import display_path, folder_blocker
+
+    check_path("--results-dir", opts.results_dir)
+    check_path("--run", opts.run)
+    if opts.run is not None and Path(opts.run).name in ("", ".", ".."):
+        raise ConfigError(f"--run {shown(opts.run)} names no run folder; give a name (e.g. my-run) or a path whose "
+                          "last part is the run's name")
+    for option, path in (("--results-dir", opts.results_dir), ("--run", run_path(opts) if opts.run else None)):
+        blocked = None if path is None else folder_blocker(path)
+        if blocked is not None:
+            raise ConfigError(f"{option}: a run folder cannot be made at {display_path(path)}: {blocked}")
+
+
+def check_gpus(gpus: float | None) -> None:
+    """A GPU share Ray can schedule: a finite number, 0 or more; above 1, a whole number of GPUs."""
+    if gpus is None:
+        return
+    if not math.isfinite(gpus) or gpus < 0:
+        raise ConfigError(f"--gpus-per-trial must be a finite number, 0 or more, got {shown(gpus)}")
+    if gpus > 1 and not float(gpus).is_integer():
+        raise ConfigError(f"--gpus-per-trial above 1 must be a whole number of GPUs (Ray shares only one GPU), got "
+                          f"{shown(gpus)}")
+
+
 def check_storage_url(url: str) -> None:
     """A URL SQLAlchemy can parse, with a dialect Optuna can use (checked before anything is created)."""
     from nas.storage import check_url
 
     check_url(url)
+
+
+def check_sqlite_folder(url: str) -> None:
+    """A SQLite storage's folder must exist: SQLite creates the file, never its folder."""
+    from sqlalchemy.engine import make_url
+
+    from nas.space.paths import display_path, path_kind, path_problem
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    problem = path_problem(parsed.database)
+    folder = Path(parsed.database).parent if problem is None else None
+    if folder is None or path_kind(folder) != "dir":
+        why = problem if folder is None else f"the folder {display_path(folder)} does not exist; create it first"
+        raise ConfigError(f"cannot open the Optuna storage {display_path(mask_text(url))}: {why}")
 
 
 def run_path(opts: SearchOptions) -> Path:
@@ -123,6 +173,7 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     if not store.can_start():
         raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
                             "--run")
+    check_feasible(target.space, target.budget, dataset, opts)
     config = RunConfig(
         kind="search", name=store.root.name, created=dt.datetime.now().isoformat(timespec="seconds"),
         space_file=opts.space_file or default_space(), space_name=target.space.name, space=target.space.spec.raw,
@@ -136,12 +187,27 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     return config, store
 
 
+def check_feasible(space: Any, budget: Budget | None, dataset: str, opts: SearchOptions) -> None:
+    """Refuse, before a folder or Ray, a space none of whose networks can be built for the data and budget.
+
+    The data set's shape is read without loading it; networks are drawn and fitted as the searcher does
+    until one fits (a BudgetError after 20 draws in a row that cannot meet the budget, and at once for a
+    budget or a network larger than this machine's memory).
+    """
+    from nas.data import dataset_shape
+    from nas.sampling import Shape, sample_solved
+
+    channels, resolution, classes = dataset_shape(dataset, data_dir=opts.data_dir, resolution=opts.resolution)
+    sample_solved(space, 1, seed=opts.seed or 0, budget=budget, shape=Shape(channels, resolution, classes))
+
+
 def resume_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     """The stored RunConfig of the run to resume, with the options that may change applied; conflicts refused."""
     store = RunStore(run_path(opts))
     if not store.exists():
         raise RunStoreError(f"{store.root} is not a search run (no run.yaml); nothing to resume")
     stored = store.read_config()
+    store.records()  # an unreadable trial record is refused (naming it) before the study or Ray is touched
     if stored.kind != "search":
         raise RunStoreError(f"{store.root} is a `nas {stored.kind}` run; resume it with `nas {stored.kind} --resume`")
     conflicts = [f"{option} {shown(given, 160)} (the run has {shown(had, 160)})"

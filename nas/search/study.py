@@ -108,7 +108,7 @@ def parse_fixed(items: list[str], space: Space, factors: dict[str, list[Any]]) -
             raise ConfigError(f"--fix {shown(key)} is not a choice; choices are depth, {', '.join(CHOICE_NAMES)}")
         try:
             value = yaml.safe_load(text)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, ValueError):  # ValueError: an integer of more than 4,300 digits
             value = text
         allowed = sorted({d for slot in space.slots for d in slot.depths}) if key == "depth" \
             else list(choice_levels(space, key))
@@ -194,7 +194,7 @@ def new_study_config(opts: StudyOptions, shape: Shape) -> tuple[RunConfig, RunSt
     cells = plan_cells(target.space, factors, fixed, target.budget, shape)
     if not any(c["arch"] for c in cells):
         raise BudgetError(f"no cell of the design can be built within the budget; first reason: "
-                          f"{cells[0]['infeasible']}")
+                          f"{shown(cells[0]['infeasible'], 240)}")
     objectives = parse_objectives("accuracy,interference", opts.interference or DEFAULT_INTERFERENCE)
     name = opts.run or f"study-{dt.datetime.now():%Y%m%d-%H%M%S}"
     given = Path(name)
@@ -250,7 +250,8 @@ def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, bool]:
     from nas.search.settings import SearchOptions, check_options
 
     check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
-                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution))
+                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution,
+                                seed=opts.seed, run=opts.run, results_dir=opts.results_dir))
     if opts.repeats is not None and (isinstance(opts.repeats, bool) or not 1 <= opts.repeats <= 100):
         raise ConfigError(f"--repeats must be from 1 to 100, got {shown(opts.repeats)}")
     if opts.report_only or opts.resume:
