@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "search": "search",
     "analyze": "analyze",
     "retrain": "retrain",
+    "audit": "audit",
+    "study": "study",
 }
 
 

@@ -115,8 +115,7 @@ def job_trial(config: dict[str, Any], data: Any = None, jobs: dict[int, dict[str
 
 def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, state: SearchState,
            console: Any) -> bool:
-    from nas.ray_session import cluster_resources, ray_session
-    from nas.search.runner import resources
+    from nas.ray_session import cluster_resources, ray_session, trial_slots
 
     with ray_session(config.address):
         from ray import tune
@@ -124,7 +123,7 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
         from nas.search.trainable import record_from_result
 
         cpus, _ = cluster_resources()
-        per, workers = resources(config, cpus)
+        per, workers = trial_slots(config.cpus_per_trial, config.workers, cpus)
         gpus = config.gpus_per_trial
         common = {"run_dir": str(store.root), "threads": per, "device": "cuda" if gpus > 0 else "cpu",
                   "objectives": [o.name for o in config.objectives], "report_epochs": False}
