@@ -37,17 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "train_images=192", "--set", "epochs=1", "--set", "val_images=100", "--set", "probe_images=100",
         "--set", "batch_size=32"]
 SYNTH = ["--dataset", "synthetic", "--budget", "20k", *TINY, "--workers", "1", "--cpus-per-trial", "1"]
-ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-
-
-@pytest.fixture(autouse=True)
-def _ray_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # in-process runs: nas.ray_session sets it by default
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
-    with open(run / "trials.csv") as fh:
-        return list(csv.DictReader(fh))
+    return list(csv.DictReader((run / "trials.csv").read_text().splitlines()))
 
 
 def _study(run: Path, url: str | None = None):
@@ -189,6 +183,14 @@ def test_resume_refused_while_locked_and_resumed_after_a_dead_driver(
     out = capsys.readouterr().out
     assert f"took over the lock of run {store.root} left by pid {dead.pid}" in out
     assert not store.lock_path.exists()
+    # two new runs with one --run: the second finds the first's lock (taken before run.yaml is written)
+    starting = RunStore(tmp_path / "new")
+    starting.root.mkdir()
+    with starting.lock("nas search --run new (first driver)"):
+        assert main(["search", "--results-dir", str(tmp_path), "--run", "new", *SYNTH]) == 2
+        err = capsys.readouterr().err
+        assert _one_error(err) and f"is in use by another driver: pid {os.getpid()}" in err
+        assert read_owner(starting.lock_path).pid == os.getpid()  # the first driver's folder is left alone
     # the one rule of --resume: equal settings accepted, conflicting ones refused (the budget too)
     assert main(["search", "--resume", "--run", str(store.root), "--budget", "300k"]) == 2
     assert "--budget '300.0k' (the run has '1.50M')" in capsys.readouterr().err

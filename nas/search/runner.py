@@ -117,7 +117,7 @@ def open_study(config: RunConfig, store: RunStore, *, create: bool, url: str | N
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(url or f"sqlite:///{store.study_db}")
-    if create and config.name in [s.study_name for s in optuna.get_all_study_summaries(storage)]:
+    if create and config.name in optuna.get_all_study_names(storage):
         raise ConfigError(f"{describe(url)} already holds a study named {config.name!r}; pick another --run"
                           if url else f"{store.study_db} already holds a study named {config.name!r}")
     population = config.population or 4
