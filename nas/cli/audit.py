@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli.options import add_budget_options, add_data_options, make_console
+from nas.cli.options import add_budget_options, add_data_options, add_designed_run_options, make_console
 
 HELP = "rank agreement of cheap signals (fidelities, zero-cost proxies, params, MACs) with a reference fidelity"
 DESCRIPTION = (
@@ -36,14 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interference", choices=INTERFERENCE_METRICS, help="interference metric audited "
                    "(default polysemanticity)")
     add_data_options(p, run_default=True)
-    p.add_argument("--workers", type=int, help="evaluations at a time (default: CPUs / cpus-per-trial)")
-    p.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per evaluation (default 2)")
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per evaluation (default 0)")
-    p.add_argument("--address", help="address of an existing Ray cluster (default: start Ray locally)")
-    p.add_argument("--run", help="run name or folder (default audit-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the audit named by --run")
-    p.add_argument("--report", action="store_true", help="only (re)write the report of the audit named by --run")
-    p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
+    add_designed_run_options(p, "audit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         report_only=args.report, results_dir=Path(args.results_dir),
     )
     out = make_console()
-    store, interrupted = run_audit(opts, out)
-    if interrupted:
+    store, stopped = run_audit(opts, out)
+    if stopped:
         out.print(f"[yellow]interrupted[/yellow]: {len(store.records())} evaluation(s) kept; continue with\n"
                   f"  nas audit --resume --run {store.root}")
-        return 130
+        return stopped
     return 0

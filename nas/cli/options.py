@@ -198,3 +198,15 @@ def load_data(args: argparse.Namespace) -> Any:
 
     positive("--resolution", args.resolution)
     return load_dataset(args.dataset, data_dir=args.data_dir, resolution=args.resolution)
+
+
+def add_designed_run_options(p: argparse.ArgumentParser, kind: str) -> None:
+    """Execution and run-folder options of `nas study` and `nas audit` (``kind``: the verb)."""
+    p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
+    p.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 2)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial (default 0)")
+    p.add_argument("--address", help="address of an existing Ray cluster (default: start Ray locally)")
+    p.add_argument("--run", help=f"run name or folder (default {kind}-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help=f"continue the {kind} named by --run")
+    p.add_argument("--report", action="store_true", help=f"only (re)write the report of the {kind} named by --run")
+    p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")

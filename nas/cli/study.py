@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli.options import add_budget_options, add_data_options, add_fidelity_options, make_console
+from nas.cli.options import (
+    add_budget_options,
+    add_data_options,
+    add_designed_run_options,
+    add_fidelity_options,
+    make_console,
+)
 
 HELP = "factorial experiment (default block x activation x norm) with seeds per cell, and its two-way analysis"
 DESCRIPTION = (
@@ -32,14 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="interference metric analysed (default polysemanticity)")
     p.add_argument("--seed", type=int, default=None, help="first seed; replicate r uses seed + r (default 0)")
     add_data_options(p, run_default=True)
-    p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
-    p.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 2)")
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial (default 0)")
-    p.add_argument("--address", help="address of an existing Ray cluster (default: start Ray locally)")
-    p.add_argument("--run", help="run name or folder (default study-<timestamp>)")
-    p.add_argument("--resume", action="store_true", help="continue the study named by --run")
-    p.add_argument("--report", action="store_true", help="only (re)write the report of the study named by --run")
-    p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
+    add_designed_run_options(p, "study")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         results_dir=Path(args.results_dir),
     )
     out = make_console()
-    store, interrupted = run_study(opts, out)
-    if interrupted:
+    store, stopped = run_study(opts, out)
+    if stopped:
         out.print(f"[yellow]interrupted[/yellow]: {len(store.records())} trial(s) kept; continue with\n"
                   f"  nas study --resume --run {store.root}")
-        return 130
+        return stopped
     return 0

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError, RunStoreError, SpaceError, shown
+from nas.errors import ConfigError, SpaceError, shown
 from nas.fidelity import Fidelity, fidelity_from_options
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import DEFAULT_STRATA, stratified_panel
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, Solved, fit
-from nas.search.batch import Job, run_jobs
+from nas.search.batch import Job, RunOptions, driving, new_store, open_designed, resumed, run_jobs
 from nas.search.settings import command_line, default_space, git_sha, versions
 from nas.space import load_target
 
@@ -41,7 +41,7 @@ PANEL_LIMIT = 10_000
 
 
 @dataclass
-class AuditOptions:
+class AuditOptions(RunOptions):
     """Command-line values of `nas audit` (None: the default, or the run's own on --resume)."""
 
     panel: str | None = None
@@ -56,17 +56,6 @@ class AuditOptions:
     reference: str | None = None
     reuse: list[str] = field(default_factory=list)
     interference: str | None = None
-    dataset: str | None = None
-    data_dir: str | None = None
-    resolution: int | None = None
-    workers: int | None = None
-    cpus_per_trial: int | None = None
-    gpus_per_trial: float | None = None
-    address: str | None = None
-    run: str | None = None
-    resume: bool = False
-    report_only: bool = False
-    results_dir: Path = field(default_factory=lambda: Path("results"))
 
 
 def parse_fidelity(spec: str) -> Fidelity:
@@ -189,12 +178,7 @@ def new_audit_config(opts: AuditOptions, shape: Shape) -> tuple[RunConfig, RunSt
     fidelities = plan_fidelities(opts.reference, opts.fidelities)
     members, source = plan_panel(opts, shape)
     objectives = parse_objectives("accuracy,interference", opts.interference or DEFAULT_INTERFERENCE)
-    name = opts.run or f"audit-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    given = Path(name)
-    store = RunStore(given if given.is_absolute() or given.parent != Path(".") else opts.results_dir / name)
-    if store.root.exists() and (not store.root.is_dir() or any(store.root.iterdir())):
-        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
-                            "--run")
+    store = new_store(opts.run, opts.results_dir, "audit")
     design = {
         "panel": [m.arch.to_string() for m in members],
         "panel_params": [m.params for m in members],
@@ -218,35 +202,16 @@ def new_audit_config(opts: AuditOptions, shape: Shape) -> tuple[RunConfig, RunSt
 
 def resumed_audit_config(opts: AuditOptions, store: RunStore, shape: Shape) -> RunConfig:
     """The stored audit, with execution settings applied; result-shaping options must match what is stored."""
-    stored = store.read_config()
     shaping = (opts.panel, opts.space_file, opts.budget, opts.n, opts.strata, opts.fidelities, opts.reference,
                opts.seed, opts.interference)
+    fresh = None
     if any(v is not None for v in shaping):
         fresh, _ = new_audit_config(dataclasses.replace(opts, run=str(store.root) + ".check", resume=False), shape)
-        stored_design, fresh_design = stored.design or {}, fresh.design or {}
-        differ = [k for k in ("panel", "fidelities", "reference") if stored_design.get(k) != fresh_design.get(k)]
-        differ += [k for k in ("seed", "objectives") if getattr(stored, k) != getattr(fresh, k)]
-        if differ:
-            raise ConfigError(f"--resume continues audit {stored.name} with its own plan, and the options given "
-                              f"change its {', '.join(differ)}; drop them, or start a new audit")
-    changes = {k: getattr(opts, k) for k in ("workers", "cpus_per_trial", "gpus_per_trial", "address")
-               if getattr(opts, k) is not None}
-    return dataclasses.replace(stored, **changes)
+    return resumed(store.read_config(), fresh, ("panel", "fidelities", "reference"), opts)
 
 
-def open_audit(run: str | None, results_dir: Path) -> RunStore:
-    """An existing audit run folder (for --resume and --report)."""
-    if not run:
-        raise ConfigError("--resume and --report need --run NAME (or the audit folder's path)")
-    store = RunStore.open(run, results_dir)
-    kind = store.read_config().kind
-    if kind != "audit":
-        raise RunStoreError(f"{store.root} is a `nas {kind}` run, not an audit")
-    return store
-
-
-def run_audit(opts: AuditOptions, console: Any) -> tuple[RunStore, bool]:
-    """Plan (or resume) the audit, run what is missing, write the report; (store, interrupted)."""
+def run_audit(opts: AuditOptions, console: Any) -> tuple[RunStore, int]:
+    """Plan (or resume) the audit, run what is missing, write the report; (store, exit status)."""
     from nas.search.batch import load_trial_data
     from nas.search.settings import SearchOptions, check_options
 
@@ -255,27 +220,32 @@ def run_audit(opts: AuditOptions, console: Any) -> tuple[RunStore, bool]:
                                 seed=opts.seed, run=opts.run, results_dir=opts.results_dir))
     reuse = [RunStore.open(r, opts.results_dir) for r in opts.reuse]
     if opts.report_only or opts.resume:
-        store = open_audit(opts.run, opts.results_dir)
+        store = open_designed(opts.run, opts.results_dir, "audit")
         if opts.report_only:
             write_report(store, console)
-            return store, False
+            return store, 0
         stored = store.read_config()
         data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
         config = resumed_audit_config(opts, store, Shape(data.in_channels, data.resolution, data.num_classes))
     else:
         data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
         config, store = new_audit_config(opts, Shape(data.in_channels, data.resolution, data.num_classes))
-        store.root.mkdir(parents=True, exist_ok=True)
-    store.write_config(config)
+    with driving(store, config, new=not opts.resume) as note:
+        if note:
+            console.print(note)
+        return store, _run(config, store, data, console, reuse)
+
+
+def _run(config: RunConfig, store: RunStore, data: Any, console: Any, reuse: list[RunStore]) -> int:
     jobs = jobs_of(config)
     design = config.design or {}
     console.print(f"audit {config.name} → {store.root}\npanel of {len(design['panel'])} ({design['panel_source']}), "
                   f"reference {design['reference']}, {len(design['fidelities']) - 1} cheaper fidelit(ies); "
                   f"{len(jobs)} evaluations, {len(store.records())} recorded")
-    interrupted = run_jobs(config, store, jobs, data, console=console, reuse_from=reuse)
-    if not interrupted:
+    stopped = run_jobs(config, store, jobs, data, console=console, reuse_from=reuse)
+    if not stopped:
         write_report(store, console)
-    return store, interrupted
+    return stopped
 
 
 def write_report(store: RunStore, console: Any) -> None:

@@ -9,9 +9,12 @@ given for reuse — is recorded as reused instead of trained. The trial function
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nas.fidelity import Fidelity
@@ -61,9 +64,89 @@ def reuse_record(job: Job, source: TrialRecord, where: str) -> TrialRecord:
                           reason=f"same architecture, fidelity and seed as trial {source.trial_id}{where}")
 
 
+EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")
+
+
+@dataclass
+class RunOptions:
+    """Data, execution and run-folder options shared by the designed drivers (None: default, or the run's own)."""
+
+    dataset: str | None = None
+    data_dir: str | None = None
+    resolution: int | None = None
+    workers: int | None = None
+    cpus_per_trial: int | None = None
+    gpus_per_trial: float | None = None
+    address: str | None = None
+    run: str | None = None
+    resume: bool = False
+    report_only: bool = False
+    results_dir: Path = field(default_factory=lambda: Path("results"))
+
+
+def new_store(run: str | None, results_dir: Path, kind: str) -> RunStore:
+    """The folder of a new designed run: --run as a path or a name under results_dir (default KIND-<time>)."""
+    import datetime as dt
+
+    from nas.errors import RunStoreError
+
+    name = run or f"{kind}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    given = Path(name)
+    store = RunStore(given if given.is_absolute() or given.parent != Path(".") else results_dir / name)
+    if not store.can_start():
+        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
+                            "--run")
+    return store
+
+
+def open_designed(run: str | None, results_dir: Path, kind: str) -> RunStore:
+    """An existing run of ``kind`` (for --resume and --report)."""
+    from nas.errors import ConfigError, RunStoreError
+
+    if not run:
+        raise ConfigError(f"--resume and --report need --run NAME (or the {kind} folder's path)")
+    store = RunStore.open(run, results_dir)
+    found = store.read_config().kind
+    if found != kind:
+        raise RunStoreError(f"{store.root} is a `nas {found}` run, not a {kind}")
+    return store
+
+
+def resumed(stored: RunConfig, fresh: RunConfig | None, design_keys: tuple[str, ...], opts: Any) -> RunConfig:
+    """The stored run with the execution settings given again; a ``fresh`` plan that differs is refused."""
+    from nas.errors import ConfigError
+
+    if fresh is not None:
+        differ = [k for k in design_keys if (stored.design or {}).get(k) != (fresh.design or {}).get(k)]
+        differ += [k for k in ("fidelity", "seed", "objectives") if getattr(stored, k) != getattr(fresh, k)]
+        if differ:
+            raise ConfigError(f"--resume continues {stored.kind} {stored.name} with its own plan, and the options "
+                              f"given change its {', '.join(differ)}; drop them, or start a new {stored.kind}")
+    changes = {k: getattr(opts, k) for k in EXECUTION if getattr(opts, k) is not None}
+    return dataclasses.replace(stored, **changes)
+
+
+@contextmanager
+def driving(store: RunStore, config: RunConfig, *, new: bool) -> Iterator[str | None]:
+    """Hold the run for this driver (SIGTERM as Ctrl-C, the run's lock) and write run.yaml first.
+
+    A new run may start only in a folder that does not exist or holds nothing but start-up leftovers.
+    Yields the note about a dead driver's lock taken over, if any.
+    """
+    from nas.errors import RunStoreError
+    from nas.ray_session import terminate_as_interrupt
+
+    if new and not store.can_start():
+        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
+                            "--run")
+    with terminate_as_interrupt(), store.lock(config.command) as note:
+        store.write_config(config)
+        yield note
+
+
 def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, console: Any,
-             reuse_from: Iterable[RunStore] = ()) -> bool:
-    """Run every job that has no record yet; True when interrupted by Ctrl-C (a resumable state)."""
+             reuse_from: Iterable[RunStore] = ()) -> int:
+    """Run every job that has no record yet; 0 when all ran, else 130 (Ctrl-C) or 143 (SIGTERM): resumable."""
     done = {r.trial_id for r in store.records()}
     known = evaluated(store.records())
     outside: dict[tuple[str, str, int], tuple[TrialRecord, str]] = {}
@@ -87,16 +170,16 @@ def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, 
             waiting.append(job)
         else:
             pending.append(job)
-    interrupted = False
+    stopped = 0
     if pending:
-        interrupted = _drive(config, store, pending, data, state, console)
-    if not interrupted:
+        stopped = _drive(config, store, pending, data, state, console)
+    if not stopped:
         known = evaluated(store.records())
         for job in waiting:
             source = known.get(job.key)
             if source is not None:
                 _write(store, reuse_record(job, source, ""), state, config, console)
-    return interrupted
+    return stopped
 
 
 def _write(store: RunStore, record: TrialRecord, state: SearchState, config: RunConfig, console: Any) -> None:
@@ -114,8 +197,8 @@ def job_trial(config: dict[str, Any], data: Any = None, jobs: dict[int, dict[str
 
 
 def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, state: SearchState,
-           console: Any) -> bool:
-    from nas.ray_session import cluster_resources, ray_session, trial_slots
+           console: Any) -> int:
+    from nas.ray_session import cluster_resources, exit_code, ray_session, trial_slots
 
     with ray_session(config.address):
         from ray import tune
@@ -171,6 +254,6 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
         )
         try:
             tuner.fit()
-        except KeyboardInterrupt:
-            return True
-        return False
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under terminate_as_interrupt
+            return exit_code(exc)
+        return 0

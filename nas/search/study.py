@@ -16,18 +16,17 @@ import dataclasses
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from nas.errors import BudgetError, ConfigError, NASError, RunStoreError, shown
+from nas.errors import BudgetError, ConfigError, NASError, shown
 from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import choice_levels
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, fit
-from nas.search.batch import Job, load_trial_data, run_jobs
+from nas.search.batch import Job, RunOptions, driving, load_trial_data, new_store, open_designed, resumed, run_jobs
 from nas.search.settings import command_line, default_space, git_sha, versions
 from nas.space import Space, load_target
 from nas.space.schema import CHOICE_NAMES
@@ -49,7 +48,7 @@ CANONICAL: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class StudyOptions:
+class StudyOptions(RunOptions):
     """Command-line values of `nas study` (None: the default, or the run's own on --resume)."""
 
     space_file: str | None = None
@@ -62,17 +61,6 @@ class StudyOptions:
     fidelity: Fidelity | None = None
     interference: str | None = None
     seed: int | None = None
-    dataset: str | None = None
-    data_dir: str | None = None
-    resolution: int | None = None
-    workers: int | None = None
-    cpus_per_trial: int | None = None
-    gpus_per_trial: float | None = None
-    address: str | None = None
-    run: str | None = None
-    resume: bool = False
-    report_only: bool = False
-    results_dir: Path = field(default_factory=lambda: Path("results"))
 
 
 def parse_factors(text: str | None, space: Space) -> dict[str, list[Any]]:
@@ -196,12 +184,7 @@ def new_study_config(opts: StudyOptions, shape: Shape) -> tuple[RunConfig, RunSt
         raise BudgetError(f"no cell of the design can be built within the budget; first reason: "
                           f"{shown(cells[0]['infeasible'], 240)}")
     objectives = parse_objectives("accuracy,interference", opts.interference or DEFAULT_INTERFERENCE)
-    name = opts.run or f"study-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    given = Path(name)
-    store = RunStore(given if given.is_absolute() or given.parent != Path(".") else opts.results_dir / name)
-    if store.root.exists() and (not store.root.is_dir() or any(store.root.iterdir())):
-        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
-                            "--run")
+    store = new_store(opts.run, opts.results_dir, "study")
     design = {"factors": factors, "fixed": fixed, "canonical": {f: CANONICAL.get(f, {}) for f in
                                                                  factors.get("block", CANONICAL)},
               "repeats": repeats, "cells": cells}
@@ -218,35 +201,17 @@ def new_study_config(opts: StudyOptions, shape: Shape) -> tuple[RunConfig, RunSt
     return config, store
 
 
-def open_study_run(run: str | None, results_dir: Path) -> RunStore:
-    if not run:
-        raise ConfigError("--resume and --report need --run NAME (or the study folder's path)")
-    store = RunStore.open(run, results_dir)
-    kind = store.read_config().kind
-    if kind != "study":
-        raise RunStoreError(f"{store.root} is a `nas {kind}` run, not a study")
-    return store
-
-
 def resumed_study_config(opts: StudyOptions, store: RunStore, shape: Shape) -> RunConfig:
     """The stored study with execution settings applied; options that would change its design are refused."""
-    stored = store.read_config()
     shaping = (opts.space_file, opts.budget, opts.factors, opts.repeats, opts.fidelity, opts.seed, opts.interference)
+    fresh = None
     if any(v is not None for v in shaping) or opts.fix:
         fresh, _ = new_study_config(dataclasses.replace(opts, run=str(store.root) + ".check", resume=False), shape)
-        differ = [k for k in ("factors", "fixed", "repeats", "cells") if (stored.design or {}).get(k)
-                  != (fresh.design or {}).get(k)]
-        differ += [k for k in ("fidelity", "seed", "objectives") if getattr(stored, k) != getattr(fresh, k)]
-        if differ:
-            raise ConfigError(f"--resume continues study {stored.name} with its own design, and the options given "
-                              f"change its {', '.join(differ)}; drop them, or start a new study")
-    changes = {k: getattr(opts, k) for k in ("workers", "cpus_per_trial", "gpus_per_trial", "address")
-               if getattr(opts, k) is not None}
-    return dataclasses.replace(stored, **changes)
+    return resumed(store.read_config(), fresh, ("factors", "fixed", "repeats", "cells"), opts)
 
 
-def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, bool]:
-    """Plan (or resume) the study, run what is missing, write the report; (store, interrupted)."""
+def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, int]:
+    """Plan (or resume) the study, run what is missing, write the report; (store, exit status)."""
     from nas.search.settings import SearchOptions, check_options
 
     check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
@@ -255,18 +220,23 @@ def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, bool]:
     if opts.repeats is not None and (isinstance(opts.repeats, bool) or not 1 <= opts.repeats <= 100):
         raise ConfigError(f"--repeats must be from 1 to 100, got {shown(opts.repeats)}")
     if opts.report_only or opts.resume:
-        store = open_study_run(opts.run, opts.results_dir)
+        store = open_designed(opts.run, opts.results_dir, "study")
         if opts.report_only:
             write_report(store, console)
-            return store, False
+            return store, 0
         stored = store.read_config()
         data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
         config = resumed_study_config(opts, store, Shape(data.in_channels, data.resolution, data.num_classes))
     else:
         data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
         config, store = new_study_config(opts, Shape(data.in_channels, data.resolution, data.num_classes))
-        store.root.mkdir(parents=True, exist_ok=True)
-    store.write_config(config)
+    with driving(store, config, new=not opts.resume) as note:
+        if note:
+            console.print(note)
+        return store, _run(config, store, data, console)
+
+
+def _run(config: RunConfig, store: RunStore, data: Any, console: Any) -> int:
     design = config.design or {}
     cells = design["cells"]
     infeasible = [c for c in cells if c["arch"] is None]
@@ -278,10 +248,10 @@ def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, bool]:
     for cell in infeasible:
         console.print(f"  infeasible: {', '.join(f'{k}={v}' for k, v in cell['levels'].items())}: "
                       f"{cell['infeasible'][:160]}", soft_wrap=True)
-    interrupted = run_jobs(config, store, jobs, data, console=console)
-    if not interrupted:
+    stopped = run_jobs(config, store, jobs, data, console=console)
+    if not stopped:
         write_report(store, console)
-    return store, interrupted
+    return stopped
 
 
 def write_report(store: RunStore, console: Any) -> None:
