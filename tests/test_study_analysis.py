@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas.analysis.study import analyze_study, network_aliases, write_study_report
+from nas.analysis.study import analyze_study, network_aliases
 from nas.analysis.study_claims import CONTRADICTED, NOT_SUPPORTED, SUPPORTED
 from nas.analysis.study_models import ALIGNED_RANKS, VALUES, type2_anova
 from nas.analysis.study_noise import NOISE_COLUMN, NoiseEstimate, noise_from, noise_marks, seed_noise
+from nas.analysis.study_report import write_study_report
 from nas.errors import RunStoreError
 from nas.testing import make_run, make_study_run
 from nas.testing.study import SUPERLINEAR, cross

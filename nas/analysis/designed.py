@@ -14,7 +14,7 @@ def write_designed_report(store: RunStore, out_dir: Path, *, plots: bool = True)
     """Write the report of a study or audit run into ``out_dir``; returns its analysis."""
     kind = store.read_config().kind
     if kind == "study":
-        from nas.analysis.study import write_study_report
+        from nas.analysis.study_report import write_study_report
 
         return write_study_report(store, out_dir, plots=plots)
     from nas.analysis.audit_report import write_audit_report

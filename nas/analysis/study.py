@@ -330,10 +330,3 @@ def _shown_path(root: Path) -> Path:
         return root.relative_to(Path.cwd())
     except ValueError:
         return root
-
-
-def write_study_report(store: RunStore, out_dir: Path, *, plots: bool = True) -> StudyAnalysis:
-    """Analyse a study and write its report folder (see :mod:`nas.analysis.study_report`)."""
-    from nas.analysis.study_report import write_study_report as write
-
-    return write(store, out_dir, plots=plots)

@@ -255,7 +255,7 @@ def _run(config: RunConfig, store: RunStore, data: Any, console: Any) -> int:
 
 
 def write_report(store: RunStore, console: Any) -> None:
-    from nas.analysis.study import write_study_report
+    from nas.analysis.study_report import write_study_report
 
     out = store.root / "report"
     write_study_report(store, out)
