@@ -24,6 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which interference metric is the objective (default polysemanticity)")
     p.add_argument("--sampler", default=None, help=f"Optuna sampler: {', '.join(SAMPLERS)} (default nsga2)")
     p.add_argument("--population", type=int, help="NSGA-II population (default: trials/4, between 4 and 50)")
+    p.add_argument("--prescreen", default=None, metavar="PROXY",
+                   help="zero-cost pre-screen: per trial, score the sampler's proposal and N-1 random networks of "
+                        "the space with this proxy (naswot, synflow, snip, grad_norm, jacob_cov) and train only "
+                        "the best (default: off)")
+    p.add_argument("--prescreen-pool", type=int, default=None, metavar="N",
+                   help="candidates scored per trial by --prescreen (default 8)")
     add_fidelity_options(p, None)
     add_data_options(p, run_default=True)
     p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
@@ -51,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         dataset=args.dataset, data_dir=args.data_dir, resolution=args.resolution, workers=args.workers,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
         storage=args.storage, run=args.run, resume=args.resume, seed=args.seed, scheduler=args.scheduler,
-        results_dir=Path(args.results_dir),
+        results_dir=Path(args.results_dir), prescreen=args.prescreen, prescreen_pool=args.prescreen_pool,
     )
     check_options(opts)  # before Ray is even imported: a refused option costs no second
     from nas.search.runner import run_search

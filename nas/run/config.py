@@ -35,6 +35,8 @@ Keys (every one is written; ``null`` where it does not apply)::
     git_sha         commit of bottleneck-nas, or null
     command         the command line, password masked
     design          the driver's plan (null for a search)
+    prescreen       zero-cost proxy of the search's pre-screen (naswot, synflow, snip, grad_norm, jacob_cov), or null
+    prescreen_pool  candidates scored per trial by the pre-screen (1 or more), or null (no pre-screen)
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ class RunConfig:
     git_sha: str | None = None
     command: str = ""
     design: dict[str, Any] | None = None
+    prescreen: str | None = None
+    prescreen_pool: int | None = None
     version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,6 +134,7 @@ class RunConfig:
             values[key] = _read(key, value, where)
         if values["kind"] not in RUN_KINDS:
             raise RunStoreError(f"{where}: kind {shown(values['kind'])} is not one of {', '.join(RUN_KINDS)}")
+        _check_prescreen(values.get("prescreen"), values.get("prescreen_pool"), where)
         return cls(**values)
 
 
@@ -140,8 +145,22 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "cpus_per_trial": (int, type(None)), "gpus_per_trial": (float, int), "address": (str, type(None)),
     "data_dir": (str, type(None)), "resolution": (int, type(None)), "storage": (str, type(None)),
     "versions": (dict,), "git_sha": (str, type(None)), "command": (str,), "design": (dict, type(None)),
-    "version": (int,),
+    "version": (int,), "prescreen": (str, type(None)), "prescreen_pool": (int, type(None)),
 }
+
+
+def _check_prescreen(proxy: str | None, pool: int | None, where: str) -> None:
+    """A pre-screen names a zero-cost proxy and a pool of 1 or more candidates, or neither is set."""
+    from nas.objectives import ZERO_COST_NAMES
+
+    if (proxy is None) != (pool is None):
+        raise RunStoreError(f"{where}: prescreen and prescreen_pool are set together or not at all, got "
+                            f"{shown(proxy)} and {shown(pool)}")
+    if proxy is not None and proxy not in ZERO_COST_NAMES:
+        raise RunStoreError(f"{where}: prescreen {shown(proxy)} is not a zero-cost proxy; one of "
+                            f"{', '.join(ZERO_COST_NAMES)}")
+    if pool is not None and pool < 1:
+        raise RunStoreError(f"{where}: prescreen_pool should be 1 or more, got {shown(pool)}")
 
 
 _RANGES: dict[str, tuple[int, int]] = {  # what the command line accepts, so a hand-edited run.yaml is held to it too

@@ -14,6 +14,7 @@ from nas.objectives import Objective
 from nas.ray_session import exit_code, terminate_as_interrupt
 from nas.run import RunConfig, RunStore, TrialRecord, pareto_front
 from nas.sampling import Shape
+from nas.search.prescreen import make_prescreen
 from nas.search.progress import progress_line
 from nas.search.samplers import make_sampler
 from nas.search.searcher import SearchState, StudySearcher, tell_record
@@ -206,7 +207,8 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
 
         searcher = StudySearcher(study=study, space=space, budget=config.budget, shape=shape, store=store,
                                  objectives=config.objectives, trial_config=trial_config,
-                                 fidelity_name=config.fidelity.name, state=state, on_record=on_record)
+                                 fidelity_name=config.fidelity.name, state=state, on_record=on_record,
+                                 prescreen=make_prescreen(config, space=space, shape=shape, data=data, threads=per))
         scheduler = None
         if config.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler

@@ -50,6 +50,7 @@ class StudySearcher(Searcher):
         fidelity_name: str,
         state: SearchState,
         on_record: Callable[[dict[str, Any], SearchState], None],
+        prescreen: Any = None,
     ) -> None:
         super().__init__()
         self.study = study
@@ -62,6 +63,7 @@ class StudySearcher(Searcher):
         self.fidelity_name = fidelity_name
         self.state = state
         self.on_record = on_record
+        self.prescreen = prescreen  # a nas.search.prescreen.Prescreen (--prescreen), or None
         self.closed = False  # set on Ctrl-C: late callbacks must not record in-flight trials
         self.fatal: Exception | None = None  # an error inside a callback, re-raised by the runner
         self.live: dict[str, Proposal] = {}
@@ -108,6 +110,15 @@ class StudySearcher(Searcher):
                         f"{infeasible} proposals in a row could not meet the budget; last: {exc}"
                     ) from None
                 continue
+            if self.prescreen is not None and not _fixed(trial):
+                choice = self.prescreen.choose(trial.number, solved, self._taken())
+                if choice.replaced:  # not a trial of the run: the pool's winner is enqueued and asked next
+                    trial.set_user_attr("reason", f"prescreen: {choice.note}")
+                    self.study.tell(trial, state=_failed())
+                    self.study.enqueue_trial(choice.params, user_attrs={"prescreen_of": trial.number,
+                                                                        "prescreen": choice.note})
+                    continue
+                trial.set_user_attr("prescreen", choice.note)
             arch_hash = solved.arch.semantic_hash
             trial.set_user_attr("arch", solved.arch.to_string())
             trial.set_user_attr("arch_hash", arch_hash)
@@ -170,6 +181,10 @@ class StudySearcher(Searcher):
                 self._finish(waiting, record.replace(trial_id=waiting.number, reused=True, reason=why))
 
     # ---- helpers -----------------------------------------------------------------------
+    def _taken(self) -> set[str]:
+        """Hashes of the networks trained at this fidelity or in flight (the pre-screen skips them)."""
+        return set(self.evaluated) | {p.config["arch_hash"] for p in self.live.values()}
+
     def _reuse(self, trial: Any, source: TrialRecord) -> None:
         self._finish(trial, source.replace(trial_id=trial.number, reused=True, wall_s=0.0,
                                            reason=f"same architecture as trial {source.trial_id}"))
@@ -205,6 +220,12 @@ def tell_record(study: Any, trial: Any, record: TrialRecord, objectives: list[Ob
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _fixed(trial: Any) -> bool:
+    """An enqueued trial (a pre-screen winner, or a trial re-queued on resume): its network is already chosen."""
+    attrs = trial.user_attrs
+    return "prescreen_of" in attrs or "rerun_of" in attrs
 
 
 def _failed() -> Any:

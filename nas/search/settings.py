@@ -22,6 +22,7 @@ from nas.errors import ConfigError, RunStoreError, shown
 from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.run import RunConfig, RunStore
+from nas.search.prescreen import check_prescreen
 from nas.search.samplers import check_sampler, default_population
 from nas.space import Budget, format_count, load_target
 from nas.storage import mask_text, mask_url
@@ -64,6 +65,8 @@ class SearchOptions:
     seed: int | None = None
     scheduler: str | None = None
     results_dir: Path = field(default_factory=lambda: Path("results"))
+    prescreen: str | None = None  # zero-cost proxy of the pre-screen (nas.search.prescreen)
+    prescreen_pool: int | None = None  # candidates per trial (default DEFAULT_POOL when prescreen is given)
 
 
 def check_options(opts: SearchOptions) -> None:
@@ -82,6 +85,7 @@ def check_options(opts: SearchOptions) -> None:
         check_local_resources(opts.cpus_per_trial, opts.gpus_per_trial)
     if opts.sampler is not None:
         check_sampler(opts.sampler)
+    check_prescreen(opts.prescreen, opts.prescreen_pool)
     if opts.scheduler not in (None, *SCHEDULERS):
         raise ConfigError(f"unknown scheduler {shown(opts.scheduler)}; the only one is asha")
     if opts.storage is not None:
@@ -184,6 +188,7 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
         seed=opts.seed or 0, storage=mask_url(opts.storage), versions=versions(), git_sha=git_sha(),
         command=command_line(),
     )
+    config.prescreen, config.prescreen_pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
     return config, store
 
 
@@ -252,6 +257,11 @@ def _given(opts: SearchOptions, stored: RunConfig) -> list[tuple[str, Any, Any]]
         value = getattr(opts, attr)
         if value is not None:
             out.append((option, value, getattr(stored, attr)))
+    if opts.prescreen is not None or opts.prescreen_pool is not None:
+        proxy, pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
+        out.append(("--prescreen", proxy, stored.prescreen))
+        if opts.prescreen_pool is not None:
+            out.append(("--prescreen-pool", pool, stored.prescreen_pool))
     if opts.storage is not None:  # compared (and shown) with passwords masked: run.yaml keeps none
         out.append(("--storage", mask_url(opts.storage), mask_url(stored.storage)))
     return out

@@ -1,0 +1,157 @@
+"""Zero-cost pre-screening of `nas search --prescreen NAME --prescreen-pool N`: train only a pool's best by a proxy.
+
+For each new proposal the searcher asks the Optuna sampler as usual, budget-solves the answer, and hands it to
+:class:`Prescreen`, which draws ``N − 1`` more architectures from the space with a seeded RNG (budget-solved;
+infeasible draws, duplicates and networks already trained or in flight are skipped), scores the whole pool
+with the one zero-cost proxy (``nas.metrics.zero_cost.score_architecture``, about a second per 1.5M network
+on two CPU threads) and keeps the highest score (:func:`best_candidate`: a non-finite score ranks last; on a
+tie the sampler's own proposal wins). When the sampler's proposal wins it is trained as usual. Otherwise the
+proposal is told to the study as FAIL (user attribute ``reason``: replaced by the pre-screen; it is not a
+trial of the run and costs no training) and the winner is enqueued into the study with its parameters
+(``study.enqueue_trial``, user attribute ``prescreen_of``); the next ``ask`` returns it, so the sampler is
+told its result and learns from it like any trial. A proposal the sampler made of a network already trained
+scores last, so the pre-screen spends the trial on a new network whenever the pool has one.
+
+Why the sampler's own proposal is in the pool, rather than a pool of random draws only: with every trial
+enqueued the sampler would never propose again, and ``--sampler`` would not matter. Why the rest of the pool
+is drawn from the space rather than asked from the sampler: asking N times puts N trials into the study per
+trained network (N − 1 of them FAIL), which moves NSGA-II's generations and crowds the study's history.
+``bench/search_quality.py`` replays the same rule against recorded results.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nas.errors import BudgetError, ConfigError, shown
+from nas.objectives import ZERO_COST_NAMES
+
+PROXIES: tuple[str, ...] = ZERO_COST_NAMES
+DEFAULT_POOL = 8  # candidates per trial when --prescreen is given without --prescreen-pool
+MAX_POOL = 10_000
+DRAWS_PER_SLOT = 20  # random draws tried per pool slot before the pool is left smaller
+
+
+def proxy_name(name: str) -> str:
+    """A proxy as the user may type it (``naswot`` or the record's column ``zc_naswot``) → its bare name."""
+    bare = name.removeprefix("zc_") if isinstance(name, str) else name
+    if bare not in PROXIES:
+        raise ConfigError(f"--prescreen: unknown zero-cost proxy {shown(name)}; choose one of {', '.join(PROXIES)}")
+    return bare
+
+
+def check_prescreen(proxy: str | None, pool: int | None) -> tuple[str | None, int | None]:
+    """(bare proxy name, pool size) of the two options; None, None when pre-screening is off.
+
+    ConfigError for an unknown proxy, a pool below 1 (or above ``MAX_POOL``), and a pool without a proxy.
+    """
+    if proxy is None:
+        if pool is not None:
+            raise ConfigError(f"--prescreen-pool {shown(pool)} needs --prescreen NAME (one of {', '.join(PROXIES)})")
+        return None, None
+    name = proxy_name(proxy)
+    if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= MAX_POOL):
+        raise ConfigError(f"--prescreen-pool must be from 1 to {MAX_POOL:,} candidates per trial, got {shown(pool)}")
+    return name, DEFAULT_POOL if pool is None else pool
+
+
+def best_candidate(scores: Sequence[float]) -> int:
+    """Index of the highest finite score; the first of equals (the sampler's proposal is first); 0 if none is."""
+    best, best_score = 0, -math.inf
+    for i, score in enumerate(scores):
+        if score is not None and math.isfinite(score) and score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def draw_with_params(space: Any, rng: random.Random) -> tuple[Any, dict[str, Any]]:
+    """One architecture drawn uniformly per decision (as ``Space.sample``) and the Optuna parameters naming it."""
+    params: dict[str, Any] = {}
+
+    def pick(key: str, values: tuple[Any, ...]) -> Any:
+        params[key] = values[rng.randrange(len(values))]
+        return params[key]
+
+    return space.build(pick), params
+
+
+@dataclass
+class Choice:
+    """What the pre-screen decided for one proposal: the winner's solved network and parameters, and why."""
+
+    solved: Any  # nas.sampling.Solved
+    params: dict[str, Any] | None  # None: the sampler's own proposal won
+    scores: list[float] = field(default_factory=list)  # the pool's scores, the proposal's first
+    note: str = ""
+
+    @property
+    def replaced(self) -> bool:
+        return self.params is not None
+
+
+@dataclass
+class Prescreen:
+    """The pool rule of the module docstring, for one search (``data`` is the run's data set, as trials see it)."""
+
+    proxy: str
+    pool: int
+    seed: int
+    space: Any
+    budget: Any
+    shape: Any
+    data: Any
+    threads: int | None = None
+    score: Callable[[Any], float] | None = None  # architecture -> score; default: the proxy on ``data``
+
+    def _score(self, arch: Any) -> float:
+        if self.score is not None:
+            return float(self.score(arch))
+        from nas.metrics.zero_cost import score_architecture
+
+        try:
+            value = score_architecture(arch, self.data, seed=self.seed, proxies=[self.proxy], threads=self.threads)
+        except Exception:  # a network the proxy cannot score ranks last; its trial will say what is wrong
+            return math.nan
+        return float(value[f"zc_{self.proxy}"])
+
+    def choose(self, number: int, proposal: Any, taken: Collection[str]) -> Choice:
+        """The pool's best for the proposal of trial ``number`` (``taken``: hashes trained or in flight)."""
+        from nas.sampling import fit
+
+        rng = random.Random(self.seed * 1_000_003 + number)  # reproducible per trial, whatever came before
+        pool: list[tuple[Any, dict[str, Any] | None]] = [(proposal, None)]
+        seen = {proposal.arch.semantic_hash, *taken}
+        for _ in range(DRAWS_PER_SLOT * max(0, self.pool - 1)):
+            if len(pool) >= self.pool:
+                break
+            arch, params = draw_with_params(self.space, rng)
+            try:
+                solved = fit(arch, self.budget, self.shape)
+            except BudgetError:
+                continue
+            if solved.arch.semantic_hash in seen:
+                continue
+            seen.add(solved.arch.semantic_hash)
+            pool.append((solved, params))
+        scores = [-math.inf if i == 0 and proposal.arch.semantic_hash in taken else self._score(s.arch)
+                  for i, (s, _) in enumerate(pool)]
+        best = best_candidate(scores)
+        solved, params = pool[best]
+        shown_score = "n/a" if not math.isfinite(scores[best]) else f"{scores[best]:.4g}"
+        note = (f"{self.proxy} {shown_score}, best of a pool of {len(pool)}" if best == 0 else
+                f"replaced by a pool candidate with a higher {self.proxy} ({shown_score}; pool of {len(pool)})")
+        return Choice(solved, params, scores, note)
+
+
+def make_prescreen(config: Any, *, space: Any, shape: Any, data: Any, threads: int | None) -> Prescreen | None:
+    """The run's pre-screen from its RunConfig (``prescreen``, ``prescreen_pool``), or None when it has none."""
+    if getattr(config, "prescreen", None) is None:
+        return None
+    proxy, pool = check_prescreen(config.prescreen, config.prescreen_pool)
+    assert proxy is not None and pool is not None
+    return Prescreen(proxy=proxy, pool=pool, seed=config.seed, space=space, budget=config.budget, shape=shape,
+                     data=data, threads=threads)
