@@ -139,6 +139,7 @@ def driving(store: RunStore, config: RunConfig, *, new: bool) -> Iterator[str | 
     if new and not store.can_start():
         raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
                             "--run")
+    store.root.mkdir(parents=True, exist_ok=True)
     with terminate_as_interrupt(), store.lock(config.command) as note:
         store.write_config(config)
         yield note
