@@ -91,12 +91,12 @@ class _Model:
     """The mean of a ridge regression (additive main effects, strong with few records) and a random forest
     (interactions such as a superlinear activation after BatchNorm landing at chance)."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, trees: int = 100) -> None:
         from sklearn.ensemble import RandomForestRegressor
         from sklearn.linear_model import RidgeCV
 
         self.parts = [RidgeCV(alphas=np.logspace(-3, 3, 13)),
-                      RandomForestRegressor(n_estimators=100, max_features=0.3, random_state=seed, n_jobs=1)]
+                      RandomForestRegressor(n_estimators=trees, max_features=0.3, random_state=seed, n_jobs=1)]
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> _Model:
         for m in self.parts:
@@ -119,7 +119,7 @@ class Validation:
     noise: tuple[float, float] = (0.01, 0.01)
 
 
-def validate(samples: Sequence[Sample], names: Sequence[str], *, seed: int = 0) -> Validation:
+def validate(samples: Sequence[Sample], names: Sequence[str], *, seed: int = 0, trees: int = 100) -> Validation:
     """Out-of-fold Kendall τ per objective (and for the zero-cost score), folds grouped by network."""
     from scipy.stats import kendalltau
     from sklearn.feature_extraction import DictVectorizer
@@ -144,7 +144,7 @@ def validate(samples: Sequence[Sample], names: Sequence[str], *, seed: int = 0) 
             continue
         pred = np.full(len(y), np.nan)
         for train, test in GroupKFold(n_splits=min(FOLDS, n_groups)).split(x[ok], y[ok], groups[ok]):
-            model = _Model(seed).fit(x[ok][train], y[ok][train])
+            model = _Model(seed, trees).fit(x[ok][train], y[ok][train])
             pred[np.flatnonzero(ok)[test]] = model.predict(x[ok][test])
         t = kendalltau(pred[ok], y[ok]).statistic
         tau[name] = None if not np.isfinite(t) else float(t)

@@ -242,12 +242,12 @@ def _samples(n: int, signal: float, seed: int = 0) -> list:
 def test_surrogate_is_validated_on_held_out_networks() -> None:
     import _surrogate
 
-    good = _surrogate.validate(_samples(50, signal=1.0), ["accuracy", "polysemanticity"])
+    good = _surrogate.validate(_samples(50, signal=1.0), ["accuracy", "polysemanticity"], trees=20)
     assert good.passes and good.n_networks == 50 and good.tau["accuracy"] >= 0.7  # type: ignore[operator]
     assert good.noise[0] == pytest.approx(0.004, rel=0.5)  # the pooled seed SD of the repeats
-    noise = _surrogate.validate(_samples(40, signal=0.0), ["accuracy", "polysemanticity"])
+    noise = _surrogate.validate(_samples(40, signal=0.0), ["accuracy", "polysemanticity"], trees=20)
     assert not noise.passes and "below 0.7" in noise.reason
-    few = _surrogate.validate(_samples(8, signal=1.0), ["accuracy", "polysemanticity"])
+    few = _surrogate.validate(_samples(8, signal=1.0), ["accuracy", "polysemanticity"], trees=20)
     assert not few.passes and "only 8 distinct networks" in few.reason
 
 
@@ -263,7 +263,7 @@ def test_surrogate_table_replays_a_search_on_a_small_space() -> None:
                     "activation": {"values": ["relu", "gelu"], "per": "network"}},
     }))
     samples = _samples(30, signal=1.0)
-    v = _surrogate.validate(samples, ["accuracy", "polysemanticity"])
+    v = _surrogate.validate(samples, ["accuracy", "polysemanticity"], trees=20)
     table = _surrogate.make_surrogate_table(samples, v, [Objective("accuracy", "maximize"),
                                                          Objective("polysemanticity", "minimize")], space)
     assert len(table.networks) == space.size() and table.front and not table.partial
