@@ -430,6 +430,7 @@ def test_a_local_run_ignores_a_stale_ray_current_cluster(
 
 
 # ---- SIGTERM and storage failures --------------------------------------------------------------------------
+@pytest.mark.slow  # a full search under Ray, timing-dependent: run with make test-all
 def test_sigterm_stops_like_ctrl_c_with_the_hint_and_no_running_trial(tmp_path: Path) -> None:
     run = tmp_path / "term"
     driver = Driver("search", "--results-dir", str(tmp_path), "--run", "term", "--trials", "4", "--seed", "5",
@@ -454,6 +455,7 @@ def test_sigterm_stops_like_ctrl_c_with_the_hint_and_no_running_trial(tmp_path: 
     assert {r["arch_hash"] for r in rows} >= {t.user_attrs.get("arch_hash") for t in interrupted}
 
 
+@pytest.mark.slow  # a full search under Ray, timing-dependent: run with make test-all
 def test_a_full_disk_mid_run_is_one_error_line_and_the_records_stay_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
