@@ -306,8 +306,7 @@ def _simulate(root: Path, seed: int, trials: int, kill_after: int | None) -> lis
 
     def searcher(study):
         state = SearchState(total=config.trials)
-        for record in store.records():
-            state.add(record, config.objectives)
+        state.carry(store.records(), config.objectives)
         return StudySearcher(study=study, space=space, budget=None, shape=Shape(1, 28, 10), store=store,
                              objectives=config.objectives, trial_config={}, fidelity_name=config.fidelity.name,
                              state=state, on_record=lambda record, state: None)

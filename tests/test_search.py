@@ -210,3 +210,28 @@ def test_resume_accepts_the_same_command_and_names_each_conflict(
     assert "--sampler 'tpe' (the run has 'random')" in err
     assert "--fidelity" in err and "epochs=3" in err
     assert len(_rows(tmp_path / "again")) == 2  # nothing ran
+
+
+def test_eta_after_resume_counts_only_this_process_trials() -> None:
+    """24 records kept from a resume, 1 reused and 2 trained here in 100 s: ETA = 9 left × 50 s, not × 100/26 s."""
+    from nas.objectives import parse_objectives
+    from nas.run import TrialRecord
+    from nas.search.progress import SearchState, progress_line
+
+    objectives = parse_objectives("accuracy,interference", "polysemanticity")
+
+    def record(i: int, reused: bool = False) -> TrialRecord:
+        return TrialRecord(trial_id=i, status="complete", arch="a", arch_hash=f"{i:012x}", fidelity="quick",
+                           accuracy=0.5, polysemanticity=0.5, reused=reused)
+
+    state = SearchState(total=36)
+    state.carry([record(i) for i in range(24)], objectives)
+    assert "ETA –" in progress_line(record(99), state, objectives)  # nothing trained here yet: unknown
+    state.started = time.monotonic() - 100.0
+    state.add(record(24, reused=True), objectives)  # reused: costs nothing, does not count as trained
+    state.add(record(25), objectives)
+    state.add(record(26), objectives)
+    line = progress_line(record(26), state, objectives)
+    eta = line.rsplit("ETA ", 1)[1]
+    minutes, seconds = eta.split(":")
+    assert 445 <= int(minutes) * 60 + int(seconds) <= 455, line  # 9 left × 50 s

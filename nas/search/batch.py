@@ -155,8 +155,7 @@ def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, 
         for key, record in evaluated(other.records()).items():
             outside.setdefault(key, (record, f" of run {other.name}"))
     state = SearchState(total=len(jobs))
-    for record in store.records():
-        state.add(record, config.objectives)
+    state.carry(store.records(), config.objectives)
     pending: list[Job] = []
     waiting: list[Job] = []  # identical to a pending job: recorded from its result
     for job in jobs:

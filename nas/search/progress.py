@@ -23,6 +23,19 @@ class SearchState:
     best_accuracy: float = float("nan")
     lowest_interference: float = float("nan")
     started: float = field(default_factory=time.monotonic)
+    kept: int = 0  # records (reused ones included) kept from before a resume: not trained in this process
+    kept_reused: int = 0
+
+    def carry(self, records: list[TrialRecord], objectives: list[Objective]) -> None:
+        """Count the records kept from before a resume; the ETA then rests on this process's trials alone."""
+        for record in records:
+            self.add(record, objectives)
+        self.kept, self.kept_reused = self.done, self.reused
+
+    @property
+    def trained_here(self) -> int:
+        """Trials finished by this process, reused records excluded."""
+        return (self.done - self.kept) - (self.reused - self.kept_reused)
 
     def add(self, record: TrialRecord, objectives: list[Objective]) -> None:
         """Count one final trial record."""
@@ -56,8 +69,8 @@ def clock(seconds: float) -> str:
 def progress_line(record: TrialRecord, st: SearchState, objectives: list[Objective]) -> str:
     """Two lines: the trial's outcome, then the run's counts, best values, elapsed time and ETA."""
     elapsed = time.monotonic() - st.started
-    ran = max(1, st.done - st.reused)
-    eta = elapsed / ran * max(0, st.total - st.done) if st.done else float("nan")
+    ran = st.trained_here
+    eta = elapsed / ran * max(0, st.total - st.done) if ran > 0 else float("nan")
     inter = interference_objective(objectives)
     status = record.status + (" (reused)" if record.reused else "")
     if record.complete:

@@ -56,8 +56,7 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
         reran = reconcile(study, store, config.objectives) if opts.resume else 0
         records = store.records()
         state = SearchState(total=config.trials)
-        for record in records:
-            state.add(record, config.objectives)
+        state.carry(records, config.objectives)
         console.print(_header(config, store, space, data))
         if opts.resume:
             console.print(f"resuming: {len(records)} of {config.trials} trials kept, {reran} interrupted trial(s) "
