@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli.options import add_budget_options, add_data_options, add_designed_run_options, make_console
+from nas.cli.options import (
+    add_budget_options,
+    add_data_options,
+    add_designed_run_options,
+    designed_run_values,
+    finish_designed,
+    make_console,
+)
 
 HELP = "rank agreement of cheap signals (fidelities, zero-cost proxies, params, MACs) with a reference fidelity"
 DESCRIPTION = (
@@ -40,22 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from nas.search.audit import AuditOptions, run_audit
 
-    opts = AuditOptions(
-        panel=args.panel, space_file=args.space, budget=args.budget, tolerance=args.tolerance, divisor=args.divisor,
-        n=args.n, seed=args.seed, strata=args.strata, fidelities=args.fidelities, reference=args.reference,
-        reuse=list(args.reuse), interference=args.interference, dataset=args.dataset, data_dir=args.data_dir,
-        resolution=args.resolution, workers=args.workers, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, address=args.address, run=args.run, resume=args.resume,
-        report_only=args.report, results_dir=Path(args.results_dir),
-    )
+    opts = AuditOptions(panel=args.panel, n=args.n, strata=args.strata, fidelities=args.fidelities,
+                        reference=args.reference, reuse=list(args.reuse), **designed_run_values(args))
     out = make_console()
-    store, stopped = run_audit(opts, out)
-    if stopped:
-        out.print(f"[yellow]interrupted[/yellow]: {len(store.records())} evaluation(s) kept; continue with\n"
-                  f"  nas audit --resume --run {store.root}")
-        return stopped
-    return 0
+    return finish_designed(out, "audit", "evaluation", *run_audit(opts, out))

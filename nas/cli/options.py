@@ -210,3 +210,23 @@ def add_designed_run_options(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--resume", action="store_true", help=f"continue the {kind} named by --run")
     p.add_argument("--report", action="store_true", help=f"only (re)write the report of the {kind} named by --run")
     p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
+
+
+def designed_run_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of the options every designed run takes (``RunOptions`` fields), as keyword arguments."""
+    from pathlib import Path
+
+    return {"space_file": args.space, "budget": args.budget, "tolerance": args.tolerance, "divisor": args.divisor,
+            "seed": args.seed, "interference": args.interference, "dataset": args.dataset,
+            "data_dir": args.data_dir, "resolution": args.resolution, "workers": args.workers,
+            "cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial, "address": args.address,
+            "run": args.run, "resume": args.resume, "report_only": args.report,
+            "results_dir": Path(args.results_dir)}
+
+
+def finish_designed(out: Any, kind: str, what: str, store: Any, stopped: int) -> int:
+    """The exit status of a designed run; when stopped, say what was kept and how to continue."""
+    if stopped:
+        out.print(f"[yellow]interrupted[/yellow]: {len(store.records())} {what}(s) kept; continue with\n"
+                  f"  nas {kind} --resume --run {store.root}")
+    return stopped

@@ -9,6 +9,8 @@ from nas.cli.options import (
     add_data_options,
     add_designed_run_options,
     add_fidelity_options,
+    designed_run_values,
+    finish_designed,
     make_console,
 )
 
@@ -42,24 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from nas.cli.options import fidelity_given, resolve_fidelity
     from nas.search.study import StudyOptions, run_study
 
-    opts = StudyOptions(
-        space_file=args.space, budget=args.budget, tolerance=args.tolerance, divisor=args.divisor,
-        factors=args.factors, fix=list(args.fix), repeats=args.repeats,
-        fidelity=resolve_fidelity(args) if fidelity_given(args) else None, interference=args.interference,
-        seed=args.seed, dataset=args.dataset, data_dir=args.data_dir, resolution=args.resolution,
-        workers=args.workers, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        address=args.address, run=args.run, resume=args.resume, report_only=args.report,
-        results_dir=Path(args.results_dir),
-    )
+    opts = StudyOptions(factors=args.factors, fix=list(args.fix), repeats=args.repeats,
+                        fidelity=resolve_fidelity(args) if fidelity_given(args) else None,
+                        **designed_run_values(args))
     out = make_console()
-    store, stopped = run_study(opts, out)
-    if stopped:
-        out.print(f"[yellow]interrupted[/yellow]: {len(store.records())} trial(s) kept; continue with\n"
-                  f"  nas study --resume --run {store.root}")
-        return stopped
-    return 0
+    return finish_designed(out, "study", "trial", *run_study(opts, out))

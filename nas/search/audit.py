@@ -12,7 +12,6 @@ given with ``--reuse``) at the same fidelity and seed is reused, not retrained.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,8 @@ from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import DEFAULT_STRATA, stratified_panel
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, Solved, fit
-from nas.search.batch import Job, RunOptions, driving, new_store, open_designed, resumed, run_jobs
-from nas.search.settings import command_line, default_space, git_sha, versions
+from nas.search.batch import Job, RunOptions, new_store, resumed, run_designed, run_jobs
+from nas.search.settings import default_space
 from nas.space import load_target
 
 DEFAULT_REFERENCE = "standard:epochs=2,train_images=null"
@@ -45,17 +44,11 @@ class AuditOptions(RunOptions):
     """Command-line values of `nas audit` (None: the default, or the run's own on --resume)."""
 
     panel: str | None = None
-    space_file: str | None = None
-    budget: str | None = None
-    tolerance: float | None = None
-    divisor: int | None = None
     n: int | None = None
-    seed: int | None = None
     strata: str | None = None
     fidelities: list[str] | None = None
     reference: str | None = None
     reuse: list[str] = field(default_factory=list)
-    interference: str | None = None
 
 
 def parse_fidelity(spec: str) -> Fidelity:
@@ -189,13 +182,9 @@ def new_audit_config(opts: AuditOptions, shape: Shape) -> tuple[RunConfig, RunSt
         "fidelities": [f.to_dict() for f in fidelities],
     }
     config = RunConfig(
-        kind="audit", name=store.root.name, created=dt.datetime.now().isoformat(timespec="seconds"),
-        space_file=source["space_file"], space_name=source["space_name"], space=source["space"],
+        kind="audit", space_file=source["space_file"], space_name=source["space_name"], space=source["space"],
         budget=source["budget"], objectives=objectives, sampler="panel", fidelity=fidelities[0],
-        dataset=opts.dataset or "fashion-mnist", data_dir=opts.data_dir, resolution=opts.resolution,
-        trials=len(members) * len(fidelities), seed=opts.seed or 0, workers=opts.workers,
-        cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial or 0.0, address=opts.address,
-        versions=versions(), git_sha=git_sha(), command=command_line(), design=design,
+        trials=len(members) * len(fidelities), seed=opts.seed or 0, design=design, **opts.config_fields(store),
     )
     return config, store
 
@@ -212,28 +201,14 @@ def resumed_audit_config(opts: AuditOptions, store: RunStore, shape: Shape) -> R
 
 def run_audit(opts: AuditOptions, console: Any) -> tuple[RunStore, int]:
     """Plan (or resume) the audit, run what is missing, write the report; (store, exit status)."""
-    from nas.search.batch import load_trial_data
-    from nas.search.settings import SearchOptions, check_options
+    from nas.analysis.audit_report import write_audit_report
 
-    check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
-                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution,
-                                seed=opts.seed, run=opts.run, results_dir=opts.results_dir))
     reuse = [RunStore.open(r, opts.results_dir) for r in opts.reuse]
-    if opts.report_only or opts.resume:
-        store = open_designed(opts.run, opts.results_dir, "audit")
-        if opts.report_only:
-            write_report(store, console)
-            return store, 0
-        stored = store.read_config()
-        data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
-        config = resumed_audit_config(opts, store, Shape(data.in_channels, data.resolution, data.num_classes))
-    else:
-        data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
-        config, store = new_audit_config(opts, Shape(data.in_channels, data.resolution, data.num_classes))
-    with driving(store, config, new=not opts.resume) as note:
-        if note:
-            console.print(note)
-        return store, _run(config, store, data, console, reuse)
+    return run_designed(
+        opts, "audit", plan=lambda shape: new_audit_config(opts, shape),
+        replan=lambda store, shape: resumed_audit_config(opts, store, shape),
+        execute=lambda config, store, data: _run(config, store, data, console, reuse),
+        report=write_audit_report, console=console)
 
 
 def _run(config: RunConfig, store: RunStore, data: Any, console: Any, reuse: list[RunStore]) -> int:
@@ -242,15 +217,4 @@ def _run(config: RunConfig, store: RunStore, data: Any, console: Any, reuse: lis
     console.print(f"audit {config.name} → {store.root}\npanel of {len(design['panel'])} ({design['panel_source']}), "
                   f"reference {design['reference']}, {len(design['fidelities']) - 1} cheaper fidelit(ies); "
                   f"{len(jobs)} evaluations, {len(store.records())} recorded")
-    stopped = run_jobs(config, store, jobs, data, console=console, reuse_from=reuse)
-    if not stopped:
-        write_report(store, console)
-    return stopped
-
-
-def write_report(store: RunStore, console: Any) -> None:
-    from nas.analysis.audit_report import write_audit_report
-
-    out = store.root / "report"
-    write_audit_report(store, out)
-    console.print(f"report: {out / 'report.md'}")
+    return run_jobs(config, store, jobs, data, console=console, reuse_from=reuse)

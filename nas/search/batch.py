@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.fidelity import Fidelity
 from nas.run import RunConfig, RunStore, TrialRecord
 from nas.search.progress import SearchState, progress_line
+
+if TYPE_CHECKING:
+    from nas.sampling import Shape
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,14 @@ EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")
 
 @dataclass
 class RunOptions:
-    """Data, execution and run-folder options shared by the designed drivers (None: default, or the run's own)."""
+    """Options the designed drivers share: space, seed, data, execution, run folder (None: default, or stored)."""
 
+    space_file: str | None = None
+    budget: str | None = None
+    tolerance: float | None = None
+    divisor: int | None = None
+    seed: int | None = None
+    interference: str | None = None
     dataset: str | None = None
     data_dir: str | None = None
     resolution: int | None = None
@@ -82,6 +91,18 @@ class RunOptions:
     resume: bool = False
     report_only: bool = False
     results_dir: Path = field(default_factory=lambda: Path("results"))
+
+    def config_fields(self, store: RunStore) -> dict[str, Any]:
+        """The RunConfig fields every designed run fills alike: its name, data, execution and provenance."""
+        import datetime as dt
+
+        from nas.search.settings import command_line, git_sha, versions
+
+        return {"name": store.root.name, "created": dt.datetime.now().isoformat(timespec="seconds"),
+                "dataset": self.dataset or "fashion-mnist", "data_dir": self.data_dir, "resolution": self.resolution,
+                "workers": self.workers, "cpus_per_trial": self.cpus_per_trial,
+                "gpus_per_trial": self.gpus_per_trial or 0.0, "address": self.address, "versions": versions(),
+                "git_sha": git_sha(), "command": command_line()}
 
 
 def new_store(run: str | None, results_dir: Path, kind: str) -> RunStore:
@@ -257,3 +278,52 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under terminate_as_interrupt
             return exit_code(exc)
         return 0
+
+
+def run_designed(
+    opts: RunOptions,
+    kind: str,
+    *,
+    plan: Callable[[Shape], tuple[RunConfig, RunStore]],
+    replan: Callable[[RunStore, Shape], RunConfig],
+    execute: Callable[[RunConfig, RunStore, Any], int],
+    report: Callable[[RunStore, Path], None],
+    console: Any,
+) -> tuple[RunStore, int]:
+    """The life of a designed run (`nas audit`, `nas study`): plan or resume it, run what is missing, report.
+
+    ``plan`` makes a new run's config and folder, ``replan`` re-reads a stored one for --resume (refusing
+    options that change its design), ``execute`` runs its jobs (0, or 130/143 when stopped: resumable) and
+    ``report`` writes its report folder. With --report only the report is written. Returns (store, status).
+    """
+    from nas.sampling import Shape
+    from nas.search.settings import SearchOptions, check_options
+
+    check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
+                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution,
+                                seed=opts.seed, run=opts.run, results_dir=opts.results_dir))
+    if opts.report_only or opts.resume:
+        store = open_designed(opts.run, opts.results_dir, kind)
+        if opts.report_only:
+            write_report(store, report, console)
+            return store, 0
+        stored = store.read_config()
+        data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
+        config = replan(store, Shape(data.in_channels, data.resolution, data.num_classes))
+    else:
+        data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
+        config, store = plan(Shape(data.in_channels, data.resolution, data.num_classes))
+    with driving(store, config, new=not opts.resume) as note:
+        if note:
+            console.print(note)
+        stopped = execute(config, store, data)
+    if not stopped:
+        write_report(store, report, console)
+    return store, stopped
+
+
+def write_report(store: RunStore, report: Callable[[RunStore, Path], None], console: Any) -> None:
+    """Write a designed run's report into ``<run>/report`` and say where."""
+    out = store.root / "report"
+    report(store, out)
+    console.print(f"report: {out / 'report.md'}")

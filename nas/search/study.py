@@ -13,7 +13,6 @@ LayerNorm) are kept as cells and share their evaluations. Trial ``cell · repeat
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +25,8 @@ from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import choice_levels
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, fit
-from nas.search.batch import Job, RunOptions, driving, load_trial_data, new_store, open_designed, resumed, run_jobs
-from nas.search.settings import command_line, default_space, git_sha, versions
+from nas.search.batch import Job, RunOptions, new_store, resumed, run_designed, run_jobs
+from nas.search.settings import default_space
 from nas.space import Space, load_target
 from nas.space.schema import CHOICE_NAMES
 
@@ -51,16 +50,10 @@ CANONICAL: dict[str, dict[str, Any]] = {
 class StudyOptions(RunOptions):
     """Command-line values of `nas study` (None: the default, or the run's own on --resume)."""
 
-    space_file: str | None = None
-    budget: str | None = None
-    tolerance: float | None = None
-    divisor: int | None = None
     factors: str | None = None
     fix: list[str] = field(default_factory=list)
     repeats: int | None = None
     fidelity: Fidelity | None = None
-    interference: str | None = None
-    seed: int | None = None
 
 
 def parse_factors(text: str | None, space: Space) -> dict[str, list[Any]]:
@@ -190,13 +183,10 @@ def new_study_config(opts: StudyOptions, shape: Shape) -> tuple[RunConfig, RunSt
               "repeats": repeats, "cells": cells}
     feasible = sum(c["arch"] is not None for c in cells)
     config = RunConfig(
-        kind="study", name=store.root.name, created=dt.datetime.now().isoformat(timespec="seconds"),
-        space_file=space_file, space_name=target.space.name, space=target.space.spec.raw, budget=target.budget,
-        objectives=objectives, sampler="factorial", fidelity=opts.fidelity or get_fidelity("quick"),
-        dataset=opts.dataset or "fashion-mnist", data_dir=opts.data_dir, resolution=opts.resolution,
-        trials=feasible * repeats, seed=opts.seed or 0, workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
-        gpus_per_trial=opts.gpus_per_trial or 0.0, address=opts.address, versions=versions(), git_sha=git_sha(),
-        command=command_line(), design=design,
+        kind="study", space_file=space_file, space_name=target.space.name, space=target.space.spec.raw,
+        budget=target.budget, objectives=objectives, sampler="factorial",
+        fidelity=opts.fidelity or get_fidelity("quick"), trials=feasible * repeats, seed=opts.seed or 0,
+        design=design, **opts.config_fields(store),
     )
     return config, store
 
@@ -212,28 +202,15 @@ def resumed_study_config(opts: StudyOptions, store: RunStore, shape: Shape) -> R
 
 def run_study(opts: StudyOptions, console: Any) -> tuple[RunStore, int]:
     """Plan (or resume) the study, run what is missing, write the report; (store, exit status)."""
-    from nas.search.settings import SearchOptions, check_options
+    from nas.analysis.study_report import write_study_report
 
-    check_options(SearchOptions(workers=opts.workers, cpus_per_trial=opts.cpus_per_trial,
-                                gpus_per_trial=opts.gpus_per_trial, address=opts.address, resolution=opts.resolution,
-                                seed=opts.seed, run=opts.run, results_dir=opts.results_dir))
     if opts.repeats is not None and (isinstance(opts.repeats, bool) or not 1 <= opts.repeats <= 100):
         raise ConfigError(f"--repeats must be from 1 to 100, got {shown(opts.repeats)}")
-    if opts.report_only or opts.resume:
-        store = open_designed(opts.run, opts.results_dir, "study")
-        if opts.report_only:
-            write_report(store, console)
-            return store, 0
-        stored = store.read_config()
-        data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
-        config = resumed_study_config(opts, store, Shape(data.in_channels, data.resolution, data.num_classes))
-    else:
-        data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
-        config, store = new_study_config(opts, Shape(data.in_channels, data.resolution, data.num_classes))
-    with driving(store, config, new=not opts.resume) as note:
-        if note:
-            console.print(note)
-        return store, _run(config, store, data, console)
+    return run_designed(
+        opts, "study", plan=lambda shape: new_study_config(opts, shape),
+        replan=lambda store, shape: resumed_study_config(opts, store, shape),
+        execute=lambda config, store, data: _run(config, store, data, console),
+        report=write_study_report, console=console)
 
 
 def _run(config: RunConfig, store: RunStore, data: Any, console: Any) -> int:
@@ -248,15 +225,4 @@ def _run(config: RunConfig, store: RunStore, data: Any, console: Any) -> int:
     for cell in infeasible:
         console.print(f"  infeasible: {', '.join(f'{k}={v}' for k, v in cell['levels'].items())}: "
                       f"{cell['infeasible'][:160]}", soft_wrap=True)
-    stopped = run_jobs(config, store, jobs, data, console=console)
-    if not stopped:
-        write_report(store, console)
-    return stopped
-
-
-def write_report(store: RunStore, console: Any) -> None:
-    from nas.analysis.study_report import write_study_report
-
-    out = store.root / "report"
-    write_study_report(store, out)
-    console.print(f"report: {out / 'report.md'}")
+    return run_jobs(config, store, jobs, data, console=console)
