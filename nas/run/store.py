@@ -111,6 +111,12 @@ class RunStore:
         except OSError:
             return False
 
+    def check_can_start(self) -> None:
+        """Raise RunStoreError unless a new run may be started here (see :meth:`can_start`)."""
+        if not self.can_start():
+            raise RunStoreError(f"run folder {self.root} already exists; add --resume to continue it, or pick "
+                                "another --run")
+
     @contextmanager
     def lock(self, command: str = "") -> Iterator[str | None]:
         """Hold the run for this driver (creating its folder); yield a note when a dead driver's lock was taken

@@ -22,7 +22,7 @@ from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import DEFAULT_STRATA, stratified_panel
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, Solved, fit
-from nas.search.batch import Job, RunOptions, new_store, resumed, run_designed, run_jobs
+from nas.search.batch import DesignedOptions, Job, new_store, resumed, run_designed, run_jobs
 from nas.search.settings import default_space
 from nas.space import load_target
 
@@ -40,7 +40,7 @@ PANEL_LIMIT = 10_000
 
 
 @dataclass
-class AuditOptions(RunOptions):
+class AuditOptions(DesignedOptions):
     """Command-line values of `nas audit` (None: the default, or the run's own on --resume)."""
 
     panel: str | None = None

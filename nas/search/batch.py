@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from nas.fidelity import Fidelity
 from nas.run import RunConfig, RunStore, TrialRecord
 from nas.search.progress import SearchState, progress_line
+from nas.search.run_options import EXECUTION, RunOptions
 
 if TYPE_CHECKING:
     from nas.sampling import Shape
@@ -67,56 +68,22 @@ def reuse_record(job: Job, source: TrialRecord, where: str) -> TrialRecord:
                           reason=f"same architecture, fidelity and seed as trial {source.trial_id}{where}")
 
 
-EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")
-
-
 @dataclass
-class RunOptions:
-    """Options the designed drivers share: space, seed, data, execution, run folder (None: default, or stored)."""
+class DesignedOptions(RunOptions):
+    """The shared options of a designed run (`nas audit`, `nas study`), and --report."""
 
-    space_file: str | None = None
-    budget: str | None = None
-    tolerance: float | None = None
-    divisor: int | None = None
-    seed: int | None = None
-    interference: str | None = None
-    dataset: str | None = None
-    data_dir: str | None = None
-    resolution: int | None = None
-    workers: int | None = None
-    cpus_per_trial: int | None = None
-    gpus_per_trial: float | None = None
-    address: str | None = None
-    run: str | None = None
-    resume: bool = False
     report_only: bool = False
-    results_dir: Path = field(default_factory=lambda: Path("results"))
-
-    def config_fields(self, store: RunStore) -> dict[str, Any]:
-        """The RunConfig fields every designed run fills alike: its name, data, execution and provenance."""
-        import datetime as dt
-
-        from nas.search.settings import command_line, git_sha, versions
-
-        return {"name": store.root.name, "created": dt.datetime.now().isoformat(timespec="seconds"),
-                "dataset": self.dataset or "fashion-mnist", "data_dir": self.data_dir, "resolution": self.resolution,
-                "workers": self.workers, "cpus_per_trial": self.cpus_per_trial,
-                "gpus_per_trial": self.gpus_per_trial or 0.0, "address": self.address, "versions": versions(),
-                "git_sha": git_sha(), "command": command_line()}
 
 
 def new_store(run: str | None, results_dir: Path, kind: str) -> RunStore:
     """The folder of a new designed run: --run as a path or a name under results_dir (default KIND-<time>)."""
     import datetime as dt
 
-    from nas.errors import RunStoreError
 
     name = run or f"{kind}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     given = Path(name)
     store = RunStore(given if given.is_absolute() or given.parent != Path(".") else results_dir / name)
-    if not store.can_start():
-        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
-                            "--run")
+    store.check_can_start()
     return store
 
 
@@ -154,14 +121,12 @@ def driving(store: RunStore, config: RunConfig, *, new: bool) -> Iterator[str | 
     A new run may start only in a folder that does not exist or holds nothing but start-up leftovers.
     Yields the note about a dead driver's lock taken over, if any.
     """
-    from nas.errors import RunStoreError
     from nas.ray_session import terminate_as_interrupt
 
-    if new and not store.can_start():
-        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
-                            "--run")
     store.root.mkdir(parents=True, exist_ok=True)
     with terminate_as_interrupt(), store.lock(config.command) as note:
+        if new:
+            store.check_can_start()  # again under the lock: another driver may have started it since the plan
         store.write_config(config)
         yield note
 
@@ -281,7 +246,7 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
 
 
 def run_designed(
-    opts: RunOptions,
+    opts: DesignedOptions,
     kind: str,
     *,
     plan: Callable[[Shape], tuple[RunConfig, RunStore]],

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.errors import ConfigError, RunStoreError
+from nas.errors import ConfigError
 from nas.objectives import Objective
 from nas.ray_session import exit_code, terminate_as_interrupt
 from nas.run import RunConfig, RunStore, TrialRecord, pareto_front
@@ -90,9 +90,7 @@ def _start(config: RunConfig, store: RunStore, url: str | None, created: bool, h
     fresh = False
     try:
         if created:
-            if not store.can_start():  # another driver started this run between our check and our lock
-                raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick "
-                                    "another --run")
+            store.check_can_start()
             fresh = True
         store.write_config(config)  # first (a kill after this leaves a resumable run); on --resume: new settings
         if url is not None:

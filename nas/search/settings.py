@@ -11,10 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-import platform
-import subprocess
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,48 +20,31 @@ from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.run import RunConfig, RunStore
 from nas.search.prescreen import check_prescreen
+from nas.search.run_options import EXECUTION, PROJECT_ROOT, RunOptions
 from nas.search.samplers import check_sampler, default_population
 from nas.space import Budget, format_count, load_target
 from nas.storage import mask_text, mask_url
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPACE = "search_spaces/bottleneck.yaml"
 DEFAULT_TRIALS = 12
 DEFAULT_OBJECTIVES = "accuracy,interference"
 DEFAULT_SAMPLER = "nsga2"
 SCHEDULERS = ("asha",)
-EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")
 MAX_TRIALS = 1_000_000  # trials (and NSGA-II population) one run asks for
 MAX_WORKERS = 100_000  # trials at a time, more than any cluster runs
 
 
 @dataclass
-class SearchOptions:
+class SearchOptions(RunOptions):
     """Command-line values of `nas search`; None = not given (the default, or the run's own on --resume)."""
 
-    space_file: str | None = None
-    budget: str | None = None
-    tolerance: float | None = None
-    divisor: int | None = None
     trials: int | None = None
     objectives: str | None = None
-    interference: str | None = None
     sampler: str | None = None
     population: int | None = None
     fidelity: Fidelity | None = None
-    dataset: str | None = None
-    data_dir: str | None = None
-    resolution: int | None = None
-    workers: int | None = None
-    cpus_per_trial: int | None = None
-    gpus_per_trial: float | None = None
-    address: str | None = None
     storage: str | None = None
-    run: str | None = None
-    resume: bool = False
-    seed: int | None = None
     scheduler: str | None = None
-    results_dir: Path = field(default_factory=lambda: Path("results"))
     prescreen: str | None = None  # zero-cost proxy of the pre-screen (nas.search.prescreen)
     prescreen_pool: int | None = None  # candidates per trial (default DEFAULT_POOL when prescreen is given)
 
@@ -174,19 +154,14 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
         raise ConfigError(f"unknown data set {shown(dataset)}; choose one of {', '.join(DATASETS)}")
     name = opts.run or _run_name(target.space.name, target.budget)
     store = RunStore(run_path(opts) if opts.run else opts.results_dir / name)
-    if not store.can_start():
-        raise RunStoreError(f"run folder {store.root} already exists; add --resume to continue it, or pick another "
-                            "--run")
+    store.check_can_start()
     check_feasible(target.space, target.budget, dataset, opts)
     config = RunConfig(
-        kind="search", name=store.root.name, created=dt.datetime.now().isoformat(timespec="seconds"),
-        space_file=opts.space_file or default_space(), space_name=target.space.name, space=target.space.spec.raw,
-        budget=target.budget, objectives=objectives, sampler=opts.sampler or DEFAULT_SAMPLER,
-        population=opts.population or default_population(trials), fidelity=fidelity, scheduler=opts.scheduler,
-        workers=opts.workers, cpus_per_trial=opts.cpus_per_trial, gpus_per_trial=opts.gpus_per_trial or 0.0,
-        address=opts.address, dataset=dataset, data_dir=opts.data_dir, resolution=opts.resolution, trials=trials,
-        seed=opts.seed or 0, storage=mask_url(opts.storage), versions=versions(), git_sha=git_sha(),
-        command=command_line(),
+        kind="search", space_file=opts.space_file or default_space(), space_name=target.space.name,
+        space=target.space.spec.raw, budget=target.budget, objectives=objectives,
+        sampler=opts.sampler or DEFAULT_SAMPLER, population=opts.population or default_population(trials),
+        fidelity=fidelity, scheduler=opts.scheduler, trials=trials, seed=opts.seed or 0,
+        storage=mask_url(opts.storage), **opts.config_fields(store),
     )
     config.prescreen, config.prescreen_pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
     return config, store
@@ -275,27 +250,3 @@ def default_space() -> str:
 def _run_name(space: str, budget: Budget | None) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{space}-{format_count(budget.params) if budget else 'nobudget'}-{stamp}".replace(".", "_")
-
-
-def git_sha() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
-def versions() -> dict[str, str]:
-    import optuna
-    import ray
-    import torch
-
-    import nas
-
-    return {"nas": nas.__version__, "torch": str(torch.__version__), "optuna": optuna.__version__,
-            "ray": ray.__version__, "python": platform.python_version()}
-
-
-def command_line() -> str:
-    """The command line as run.yaml records it, passwords masked."""
-    return mask_text(" ".join(sys.argv))

@@ -25,7 +25,7 @@ from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import choice_levels
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, fit
-from nas.search.batch import Job, RunOptions, new_store, resumed, run_designed, run_jobs
+from nas.search.batch import DesignedOptions, Job, new_store, resumed, run_designed, run_jobs
 from nas.search.settings import default_space
 from nas.space import Space, load_target
 from nas.space.schema import CHOICE_NAMES
@@ -47,7 +47,7 @@ CANONICAL: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class StudyOptions(RunOptions):
+class StudyOptions(DesignedOptions):
     """Command-line values of `nas study` (None: the default, or the run's own on --resume)."""
 
     factors: str | None = None
