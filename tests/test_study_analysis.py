@@ -196,6 +196,27 @@ def test_infeasible_failed_and_shared_cells_are_listed_not_crashing(default_stud
     assert "no trial completed" in (tmp_path / "nothing-report" / "report.md").read_text()
 
 
+def test_networks_that_diverged_after_training_keep_their_accuracy_not_their_interference(tmp_path: Path) -> None:
+    # Squared activations after BatchNorm train to chance and overflow: the trial fails on its interference, but
+    # its accuracy is a measurement. Leaving it out would hide the harm claim (c) asks about.
+    superlinear_bn = [{"activation": a, "norm": "batch"} for a in ("relu2", "solu")]
+    store = make_study_run(tmp_path / "diverged", factors=SMALL, failed=0, diverged=superlinear_bn, noise=0.005)
+    a = analyze_study(store)
+    bad = (a.trials["activation"].isin(["relu2", "solu"])) & (a.trials["norm"] == "batch")
+    assert (a.trials.loc[bad, "status"] == "failed").all() and len(a.failed) == bad.sum() == 4 * 2 * 2
+    assert set(a.analysed.index) == set(a.trials.index) and a.analysed.loc[bad, "polysemanticity"].isna().all()
+    cells = a.cells.set_index(["block", "activation", "norm"])
+    assert cells.loc[("basic", "relu2", "batch"), ["complete", "diverged", "accuracy_n", "polysemanticity_n"]
+                     ].tolist() == [0, 2, 2, 0]
+    assert cells.loc[("basic", "relu2", "batch"), "accuracy_median"] == pytest.approx(0.1, abs=0.01)
+    assert a.anova_table("accuracy").n == len(a.trials) and a.anova_table("polysemanticity").n == len(a.complete)
+    c = a.claim("c")  # superlinear hurts BatchNorm networks by ~0.8 and LayerNorm ones not at all
+    assert c.verdict == SUPPORTED and c.estimate > 0.5  # a BatchNorm drop from trained accuracy to chance
+    # the same study with the diverged trials left out could not see it
+    assert analyze_study(make_study_run(tmp_path / "plain", factors=SMALL, failed=0, noise=0.005)
+                         ).claim("c").verdict == NOT_SUPPORTED
+
+
 def test_report_files_exist_and_heatmaps_are_images(default_study, tmp_path: Path) -> None:
     from matplotlib.image import imread
 

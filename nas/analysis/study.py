@@ -8,7 +8,9 @@ A study's design (run.yaml ``design``) names its factors and levels, the choices
 canonical settings, the replicates per cell and every cell (``index``, ``levels``, ``arch``, ``params``,
 ``infeasible``). Each trial record carries its ``cell`` and ``replicate``. Trials are analysed per cell:
 a cell's replicates are the same network under different seeds; an infeasible cell has none; a failed
-trial (non-finite metric, divergence) is listed and left out; a net at chance is a result and stays in.
+trial is listed, and left out of every outcome it did not measure: a network that trained to the end but
+diverged (at chance, its activations non-finite, so its interference undefined) keeps its accuracy, because
+a net at chance is a result (:func:`measured`).
 Cells that name one network (convnext reads no norm) are analysed once, as the cell whose levels are the
 network's own (:func:`network_aliases`).
 """
@@ -80,6 +82,11 @@ class StudyAnalysis:
     @property
     def complete(self) -> pd.DataFrame:
         return self.trials[self.trials["status"] == "complete"]
+
+    @property
+    def analysed(self) -> pd.DataFrame:
+        """The trials the outcomes are analysed on (:func:`measured`)."""
+        return measured(self.trials, self.interference)
 
     @property
     def seed_noise(self) -> NoiseEstimate | None:
@@ -219,6 +226,20 @@ def _trial_frame(store: RunStore, config: RunConfig, factors: Sequence[str], cel
     return table[columns].sort_values("trial_id").reset_index(drop=True)
 
 
+def measured(trials: pd.DataFrame, interference: str) -> pd.DataFrame:
+    """Complete trials, and failed ones that measured accuracy, with their interference set missing.
+
+    A trial fails after training when an objective is not finite; its accuracy was still measured on the
+    validation split (a diverged network is at chance), so accuracy keeps it and interference does not. A trial
+    that failed before measuring (an error, a non-finite loss that stopped training) has no accuracy and drops out.
+    """
+    accuracy = trials["accuracy"].to_numpy(dtype=float)
+    failed = (trials["status"] == "failed").to_numpy() & np.isfinite(accuracy)
+    out = trials[(trials["status"] == "complete").to_numpy() | failed].copy()
+    out.loc[out["status"] != "complete", interference] = np.nan
+    return out
+
+
 # ---- tables ----------------------------------------------------------------------------------------------------
 
 
@@ -236,10 +257,11 @@ def _cell_table(cells: list[dict[str, Any]], factors: Sequence[str], trials: pd.
                           for c in cells])
     frame = frame.sort_values("cell", kind="stable").set_index("cell", drop=False)
     ok = trials["status"] == "complete"
-    done = trials[ok]
+    done = measured(trials, outcomes[1])
     frame["recorded"] = trials.groupby("cell").size()
-    frame["complete"] = done.groupby("cell").size()
+    frame["complete"] = trials[ok].groupby("cell").size()
     frame["failed"] = trials[~ok].groupby("cell").size()
+    frame["diverged"] = done[done["status"] != "complete"].groupby("cell").size()
     for outcome in outcomes:
         stats = done.groupby("cell")[outcome].agg(["count", "median", "mean", "min", "max", "std"])
         for name, column in (("n", "count"), ("median", "median"), ("mean", "mean"), ("min", "min"), ("max", "max"),
@@ -248,7 +270,7 @@ def _cell_table(cells: list[dict[str, Any]], factors: Sequence[str], trials: pd.
     below = done["accuracy"] < chance + CHANCE_MARGIN if chance is not None else done["accuracy"] != done["accuracy"]
     frame["at_chance"] = below.groupby(done["cell"]).sum()
     frame["failure_reasons"] = trials[~ok].groupby("cell")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
-    counts = ["recorded", "complete", "failed", "at_chance", *[f"{o}_n" for o in outcomes]]
+    counts = ["recorded", "complete", "failed", "diverged", "at_chance", *[f"{o}_n" for o in outcomes]]
     frame[counts] = frame[counts].fillna(0).astype(int)
     frame["failure_reasons"] = frame["failure_reasons"].fillna("")
     return frame.reset_index(drop=True)
@@ -259,13 +281,13 @@ def _level_table(factors: Mapping[str, list[str]], trials: pd.DataFrame, cells: 
     """Per factor level: cells with data, trials, and per outcome the median with its 95 % bootstrap interval."""
     import pandas as pd
 
-    done = trials[trials["status"] == "complete"]
+    done = measured(trials, outcomes[1])
     rows = []
     for fi, (factor, levels) in enumerate(factors.items()):
         for li, level in enumerate(levels):
             mask = done[factor] == level
             row: dict[str, Any] = {"factor": factor, "level": level,
-                                   "cells": int(((cells[factor] == level) & (cells["complete"] > 0)).sum()),
+                                   "cells": int(((cells[factor] == level) & (cells["accuracy_n"] > 0)).sum()),
                                    "trials": int(mask.sum())}
             for oi, outcome in enumerate(outcomes):
                 m, lo, hi = bootstrap_median_ci(done.loc[mask, outcome].to_numpy(dtype=float), seed=(seed, fi, li, oi))
@@ -300,7 +322,7 @@ def analyze_study(store: RunStore) -> StudyAnalysis:
         factors=factors, fixed=dict(design.get("fixed") or {}), canonical=dict(design.get("canonical") or {}),
         repeats=repeats, trials=trials, cells=cell_table,
         levels=_level_table(factors, trials, cell_table, outcomes, config.seed), chance=chance, notes=notes)
-    done = trials[trials["status"] == "complete"]
+    done = measured(trials, interference)
     analysis.claims = evaluate_claims(done, factors, interference, fixed=analysis.fixed)
     if done.empty:
         notes.append("no trial completed: there is nothing to model")

@@ -52,7 +52,7 @@ def write_study_report(store: RunStore, out_dir: Path, *, plots: bool = True) ->
             atomic_write_text(out_dir / name, frame.to_csv(index=False))
             written.append(name)
         images: dict[str, str] = {}
-        if plots and len(a.complete):
+        if plots and len(a.analysed):
             for outcome in a.outcomes:
                 name = f"heatmap_{outcome}.png"
                 if heatmap_plot(out_dir / name, a, outcome) is not None:
@@ -108,7 +108,7 @@ def heatmap_plot(path: Path, a: StudyAnalysis, outcome: str) -> Path | None:
     row_f, col_f, panel_f = _axes(a)
     rows, cols = a.factors[row_f], a.factors[col_f] if col_f else [""]
     panels = a.factors[panel_f] if panel_f else [""]
-    done = a.complete[np.isfinite(a.complete[outcome].to_numpy(dtype=float))]
+    done = a.analysed[np.isfinite(a.analysed[outcome].to_numpy(dtype=float))]
     if done.empty:
         return None
 
@@ -254,7 +254,8 @@ def _design_section(a: StudyAnalysis) -> list[str]:
     held = ", ".join(f"{k} = {v}" for k, v in a.fixed.items()) or "nothing"
     lines += [f"Held for every cell: {held}. Replicates per cell: {a.repeats}. Cells: {len(a.cells)} "
               f"({len(a.infeasible)} infeasible); trials planned {planned}, recorded {len(a.trials)}, complete "
-              f"{len(a.complete)}, failed {len(a.failed)}.", ""]
+              f"{len(a.complete)}, failed {len(a.failed)} (of which diverged after training, accuracy kept: "
+              f"{int(a.cells['diverged'].sum())}).", ""]
     if a.canonical:
         lines += ["Each family's canonical settings (held in every cell of that family):", ""]
         lines += _table(["family", "settings"], [[k, ", ".join(f"{n} = {v}" for n, v in (s or {}).items()) or "–"]
@@ -330,7 +331,7 @@ def _models_section(a: StudyAnalysis) -> list[str]:
 
 def _levels_section(a: StudyAnalysis, images: dict[str, str]) -> list[str]:
     lines = ["## Factor levels", "",
-             "Median of each outcome over the completed trials at each level, with 95 % percentile-bootstrap "
+             "Median of each outcome over the trials that measured it at each level, with 95 % percentile-bootstrap "
              "intervals (1,000 resamples, seeded).", ""]
     for factor in a.factors:
         rows = a.levels[a.levels["factor"] == factor]
@@ -387,6 +388,10 @@ def _missing_section(a: StudyAnalysis) -> list[str]:
     else:
         lines += ["Every cell was feasible.", ""]
     if len(a.failed):
+        if a.cells["diverged"].any():
+            lines += ["A failed trial that trained to the end (its objective was not finite: the network diverged, "
+                      "its activations overflowed) measured its accuracy; that accuracy is analysed like any other "
+                      "and only its interference is missing.", ""]
         lines += _table(["trial", "cell", *a.factors, "replicate", "status", "reason"],
                         [[r["trial_id"], r["cell"], *[r[f] for f in a.factors], r["replicate"], r["status"],
                           r["reason"] or "–"] for r in a.failed.to_dict("records")])

@@ -203,7 +203,10 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
         state.started = started
 
         class Recorder(tune.Callback):
-            """Writes each finished job's record in the driver (so a kill loses nothing finished)."""
+            """Writes each finished job's record in the driver (so a kill loses nothing finished); counts running."""
+
+            def on_trial_start(self, iteration: int, trials: Any, trial: Any, **info: Any) -> None:
+                state.running += 1
 
             def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: dict[str, Any],
                                 **info: Any) -> None:
@@ -214,6 +217,7 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
                 record = TrialRecord.from_dict({**data, **job.extra, "fidelity": job.fidelity.name},
                                                where=f"trial {job.trial_id}'s result")
                 store.write_record(record)
+                state.running = max(0, state.running - 1)
                 state.add(record, config.objectives)
                 print(progress_line(record, state, config.objectives), flush=True)
 
@@ -223,6 +227,7 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
                                      fidelity=job.fidelity.name, params=job.params, seed=job.seed,
                                      reason="trial process crashed (see the Ray log in ray/)", extra=dict(job.extra))
                 store.write_record(record)
+                state.running = max(0, state.running - 1)
                 state.add(record, config.objectives)
                 print(progress_line(record, state, config.objectives), flush=True)
 

@@ -6,10 +6,11 @@ Every feasible cell of a factorial design gets ``repeats`` trials whose outcomes
 
 so a test knows which main effects and interactions are real. Cells matching ``infeasible`` are listed in
 the design and get no trial; ``failed`` random trials (and every trial of cells matching ``failed_cells``)
-fail with a reason; cells matching ``at_chance`` complete at chance (accuracy ≈ 0.1), as a superlinear
-activation after BatchNorm can. As in ``nas study``, cells naming one network (convnext reads no norm) share
-its evaluations: the later cell's records are reused copies. Outcomes follow the levels the network really
-has (convnext's norm is layer).
+fail with a reason; cells matching ``at_chance`` complete at chance (accuracy ≈ 0.1); cells matching
+``diverged`` train to chance and fail on their interference (activations overflowed), as a squared activation
+after BatchNorm does: their records carry the accuracy and no interference. As in ``nas study``, cells
+naming one network (convnext reads no norm) share its evaluations: the later cell's records are reused
+copies. Outcomes follow the levels the network really has (convnext's norm is layer).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ DEFAULT_INFEASIBLE: tuple[dict[str, str], ...] = (
      "reason": "no width meets the budget within tolerance"},
 )
 FAILED_REASON = "non-finite activations in the probe (inf/NaN)"
+DIVERGED_REASON = "non-finite objective"  # + the interference name, as the trainable words it
 _STAGES = ((1, 16), (2, 32), (2, 64), (2, 128))  # stride, width
 _STAGE_FIELDS = {f.name: f.type for f in fields(Stage)}
 
@@ -125,6 +127,7 @@ def make_study_run(
     failed: int = 3,
     failed_cells: Sequence[Mapping[str, str]] = (),
     at_chance: Sequence[Mapping[str, str]] = (),
+    diverged: Sequence[Mapping[str, str]] = (),
     interference: str = "polysemanticity",
     base: Mapping[str, float] | None = None,
 ) -> RunStore:
@@ -180,7 +183,10 @@ def make_study_run(
                   for o in BASE}
         if any(_matches(own, p) for p in at_chance):
             values["accuracy"] = 0.1 + rng.normal(0, 0.003)
-        if trial_id in fail or any(_matches(own, p) for p in failed_cells):
+        if any(_matches(own, p) for p in diverged):
+            row.update(status="failed", reason=f"{DIVERGED_REASON} {interference}", wall_s=float(rng.uniform(5, 10)),
+                       accuracy=float(0.1 + rng.normal(0, 0.001)))
+        elif trial_id in fail or any(_matches(own, p) for p in failed_cells):
             row.update(status="failed", reason=FAILED_REASON, wall_s=float(rng.uniform(5, 10)))
         else:
             row.update(accuracy=float(values["accuracy"]), overlap=float(0.5 * values["interference"]),
