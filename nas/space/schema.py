@@ -388,6 +388,8 @@ def load_yaml(text: str, source: str, *, what: str = "a space file") -> Any:
         mark = exc.problem_mark or exc.context_mark
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = " ".join(part for part in (exc.context, exc.problem) if part) or "cannot parse"
+        if "maximum nesting depth" in problem:  # PyYAML >= 6.0.3 caps flow nesting in its scanner
+            problem = f"nested deeper than {MAX_DEPTH} levels; {what} needs about 4"
         raise SpaceError(f"{source}: malformed YAML{at}: {_cut(problem)}") from None
     except yaml.YAMLError as exc:  # e.g. a ReaderError: a control character in the text
         first = (str(exc).splitlines() or ["cannot parse"])[0]
