@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from nas.cli import main
+from nas.search.prescreen import DEFAULT_POOL, DEFAULT_PROXY
+from nas.search.settings import DEFAULT_SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "train_images=192", "--set", "epochs=1", "--set", "val_images=100", "--set", "probe_images=100",
@@ -55,6 +57,8 @@ def test_real_search_store_agrees_with_study(tmp_path: Path, capsys: pytest.Capt
     run = tmp_path / "real"
     config = yaml.safe_load((run / "run.yaml").read_text())
     assert config["trials"] == 3 and config["dataset"] == "fashion-mnist"
+    assert (config["sampler"], config["prescreen"], config["prescreen_pool"]) == (DEFAULT_SAMPLER, DEFAULT_PROXY,
+                                                                                 DEFAULT_POOL)  # the defaults
     assert config["objectives"] == [{"name": "accuracy", "direction": "maximize"},
                                     {"name": "polysemanticity", "direction": "minimize"}]
     rows = _rows(run)
@@ -119,13 +123,18 @@ def test_diverging_trials_fail_and_the_search_finishes(tmp_path: Path, capsys: p
     assert len(rows) == 2
     assert all(r["status"] == "failed" and r["reason"].startswith("diverged") for r in rows), rows
     study = _study(tmp_path / "nan")
-    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]
+    trained = [t for t in study.trials if "arch" in t.user_attrs]  # not the proposals the pre-screen replaced
+    assert [t.state.name for t in trained] == ["FAIL", "FAIL"]
+    assert all(t.state.name == "FAIL" and t.user_attrs["reason"].startswith("prescreen:")
+               for t in study.trials if t not in trained)
     assert "Pareto front is empty" in capsys.readouterr().out
 
 
 def test_same_seed_same_architectures_in_the_same_order(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        assert _search(tmp_path, name, "--trials", "3", "--seed", "11", "--sampler", "nsga2", *SYNTH) == 0
+        assert _search(tmp_path, name, "--trials", "3", "--seed", "11", "--sampler", "nsga2", "--prescreen", "none",
+                       *SYNTH) == 0
+    assert yaml.safe_load((tmp_path / "a" / "run.yaml").read_text())["prescreen"] is None  # turned off
     a, b = _rows(tmp_path / "a"), _rows(tmp_path / "b")
     assert [r["arch"] for r in a] == [r["arch"] for r in b]
     assert [r["accuracy"] for r in a] == [r["accuracy"] for r in b]  # CPU training is deterministic too

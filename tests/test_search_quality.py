@@ -15,7 +15,14 @@ import yaml
 from nas.cli import main
 from nas.errors import ConfigError, RunStoreError
 from nas.run import RunStore
-from nas.search.prescreen import DEFAULT_POOL, Prescreen, best_candidate, check_prescreen, draw_with_params
+from nas.search.prescreen import (
+    DEFAULT_POOL,
+    DEFAULT_PROXY,
+    Prescreen,
+    best_candidate,
+    check_prescreen,
+    draw_with_params,
+)
 from nas.testing import make_study_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))  # search_quality, _surrogate
@@ -139,11 +146,14 @@ def test_best_candidate_ranks_nan_last_and_keeps_the_first_of_equals() -> None:
 
 
 def test_check_prescreen() -> None:
-    assert check_prescreen(None, None) == (None, None)
+    assert check_prescreen(None, None) == (DEFAULT_PROXY, DEFAULT_POOL)  # on by default
+    assert check_prescreen(None, 3) == (DEFAULT_PROXY, 3)
+    assert check_prescreen("none", None) == (None, None) == check_prescreen(" OFF ", None)
     assert check_prescreen("zc_synflow", None) == ("synflow", DEFAULT_POOL)
     assert check_prescreen("naswot", 3) == ("naswot", 3)
-    for proxy, pool, needle in [("beauty", None, "unknown zero-cost proxy 'beauty'"), ("naswot", 0, "from 1 to"),
-                                ("naswot", -2, "from 1 to"), (None, 4, "needs --prescreen")]:
+    for proxy, pool, needle in [("beauty", None, "unknown zero-cost proxy 'beauty'.*or none"),
+                                ("naswot", 0, "from 1 to"), ("naswot", -2, "from 1 to"), (None, 0, "from 1 to"),
+                                ("none", 4, "needs a pre-screen, but --prescreen 'none' turns it off")]:
         with pytest.raises(ConfigError, match=needle):
             check_prescreen(proxy, pool)
 
@@ -185,7 +195,9 @@ def test_prescreen_pool_enqueues_params_that_rebuild_the_winner() -> None:
     (["--prescreen", "beauty"], "unknown zero-cost proxy 'beauty'"),
     (["--prescreen", "naswot", "--prescreen-pool", "0"], "--prescreen-pool must be from 1"),
     (["--prescreen", "naswot", "--prescreen-pool", "-1"], "--prescreen-pool must be from 1"),
-    (["--prescreen-pool", "4"], "--prescreen-pool 4 needs --prescreen"),
+    (["--prescreen-pool", "0"], "--prescreen-pool must be from 1"),
+    (["--prescreen", "none", "--prescreen-pool", "4"], "--prescreen-pool 4 needs a pre-screen"),
+    (["--prescreen", ""], "unknown zero-cost proxy ''"),
 ])
 def test_bad_prescreen_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
     code = main(["search", "--results-dir", str(tmp_path), "--run", "bad", "--dataset", "synthetic", "--budget",

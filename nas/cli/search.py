@@ -12,24 +12,28 @@ HELP = "multi-objective architecture search on Ray Tune with Optuna"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from nas.objectives import INTERFERENCE_METRICS
+    from nas.search.prescreen import DEFAULT_POOL, DEFAULT_PROXY, PROXIES
     from nas.search.samplers import SAMPLERS
+    from nas.search.settings import DEFAULT_SAMPLER, DEFAULT_TRIALS
 
     p.add_argument("--space", default=None, help="search-space file (default: search_spaces/bottleneck.yaml)")
     add_budget_options(p)
-    p.add_argument("--trials", type=int, help="number of trials (default 12; on --resume: the run's own)")
+    p.add_argument("--trials", type=int,
+                   help=f"number of trials (default {DEFAULT_TRIALS}; on --resume: the run's own)")
     p.add_argument("--objectives", default=None,
                    help="comma-separated: accuracy, interference (= --interference), params, macs, or a metric name "
                         "(default accuracy,interference)")
     p.add_argument("--interference", default=None, choices=INTERFERENCE_METRICS,
                    help="which interference metric is the objective (default polysemanticity)")
-    p.add_argument("--sampler", default=None, help=f"Optuna sampler: {', '.join(SAMPLERS)} (default nsga2)")
+    p.add_argument("--sampler", default=None,
+                   help=f"Optuna sampler: {', '.join(SAMPLERS)} (default {DEFAULT_SAMPLER})")
     p.add_argument("--population", type=int, help="NSGA-II population (default: trials/4, between 4 and 50)")
     p.add_argument("--prescreen", default=None, metavar="PROXY",
                    help="zero-cost pre-screen: per trial, score the sampler's proposal and N-1 random networks of "
-                        "the space with this proxy (naswot, synflow, snip, grad_norm, jacob_cov) and train only "
-                        "the best (default: off)")
+                        f"the space with this proxy ({', '.join(PROXIES)}) and train only the best; none turns it "
+                        f"off (default {DEFAULT_PROXY}, chosen by bench/search_quality.py)")
     p.add_argument("--prescreen-pool", type=int, default=None, metavar="N",
-                   help="candidates scored per trial by --prescreen (default 8)")
+                   help=f"candidates scored per trial by the pre-screen (default {DEFAULT_POOL})")
     add_fidelity_options(p, None)
     add_data_options(p, run_default=True)
     p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
