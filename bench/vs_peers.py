@@ -12,6 +12,8 @@ population) on both sides, one trial at a time with the same CPUs, each side in 
     network drawn from the space: what a user tuning widths by hand would reach), trains it with
     ``nas.evaluate.evaluate`` and reports accuracy and polysemanticity (NaN when they are not finite; a
     diverged training raises, as a plain training loop would).
+    With Optuna 5.1 ``tune.Tuner`` cannot pickle NSGAIISampler (it holds a lock); the bench says so and runs
+    the peer with :class:`PicklableNSGAII`, the same sampler minus its lock when pickled.
 
 Printed for each: wall time (process start to exit), engine overhead share ((wall − Σ trial time) / wall),
 trials spent on networks outside the budget window [(1 − tolerance)·budget, budget], duplicate
@@ -30,9 +32,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -74,12 +79,39 @@ class DefineBySpace:
         self.space.suggest(trial)
 
 
+class PicklableNSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II as a user must write it for ``tune.Tuner``: the same sampler, minus its lock when pickled.
+
+    ``tune.Tuner`` pickles its search algorithm at construction (and ``OptunaSearch.save`` with the standard
+    pickle at every checkpoint); Optuna 5.1's GA samplers hold a ``threading.Lock`` and define no
+    ``__getstate__``, so ``OptunaSearch(sampler=NSGAIISampler(...))`` fails with "cannot pickle
+    '_thread.lock' object". Defined at module level so that the standard pickle finds it.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+def pickling_problem(sampler: Any) -> str:
+    """What stops Tune from pickling the sampler ('' when nothing does)."""
+    from ray import cloudpickle
+
+    try:
+        cloudpickle.dumps(sampler)
+    except TypeError as exc:
+        return f"{type(sampler).__name__} does not pickle ({exc})"
+    return ""
+
+
 def peer_main(args: argparse.Namespace) -> None:
     """Run route (b) and write peer.json into ``args.peer_out``."""
     import math
     from collections import Counter
 
-    import optuna
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -118,8 +150,10 @@ def peer_main(args: argparse.Namespace) -> None:
                      "trial_s": time.perf_counter() - started})
 
     population = args.population
+    problem = pickling_problem(optuna.samplers.NSGAIISampler(seed=seed, population_size=population))
+    sampler = (PicklableNSGAII if problem else optuna.samplers.NSGAIISampler)(seed=seed, population_size=population)
     searcher = OptunaSearch(space=DefineBySpace(space), metric=list(OBJECTIVES), mode=["max", "min"],
-                            sampler=optuna.samplers.NSGAIISampler(seed=seed, population_size=population))
+                            sampler=sampler)
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, data=data), {"cpu": args.cpus}),
@@ -135,7 +169,7 @@ def peer_main(args: argparse.Namespace) -> None:
     states = Counter(t.state.name for t in searcher._ot_study.trials)  # the study OptunaSearch keeps
     ray.shutdown()
     (Path(args.peer_out) / "peer.json").write_text(json.dumps({"rows": rows, "states": dict(states),
-                                                               "multiplier": multiplier}))
+                                                               "multiplier": multiplier, "problem": problem}))
 
 
 # ---- (a) nas search, and the comparison ----------------------------------------------------------------------
@@ -169,8 +203,6 @@ def _finite(*values: Any) -> bool:
 def ours(args: argparse.Namespace, tmp: Path, *, defaults: bool = False) -> dict[str, Any]:
     """Route (a): `nas search` with the peer's sampler (NSGA-II, no pre-screen), or with its own defaults."""
     import csv
-
-    import optuna
 
     name = "defaults" if defaults else "ours"
     sets = [x for s in args.sets for x in ("--set", s)]
@@ -223,7 +255,7 @@ def peer(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "duplicates": len(ran) - len({r["arch_hash"] for r in ran}),
         "failed": sum(r["error"] or not _finite(r["accuracy"], r["polysemanticity"]) for r in rows),
         "running": data["states"].get("RUNNING", 0), "hv": _hypervolume(points), "hv_window": _hypervolume(window),
-        "multiplier": data["multiplier"],
+        "multiplier": data["multiplier"], "problem": data.get("problem", ""),
     }
 
 
@@ -258,7 +290,11 @@ def main() -> None:
     print("(a) and (b) drive the same NSGA-II; the third row is `nas search` as shipped (its default sampler and "
           "zero-cost pre-screen), what a user gets by not choosing")
     print(f"(b) builds every network at the reference widths × {results[1]['multiplier']:.2f} (one multiplier, "
-          "calibrated by solving the budget for one network of the space)\n")
+          "calibrated by solving the budget for one network of the space)")
+    if results[1]["problem"]:
+        print(f"(b) out of the box: tune.Tuner failed at construction, {results[1]['problem']}; run here with a "
+              "subclass that drops the lock when pickled (bench/vs_peers.py: PicklableNSGAII)")
+    print()
     head = (f"{'route':24s} {'wall':>8s} {'overhead':>9s} {'trials':>6s} {'trained':>7s} {'outside budget':>14s} "
             f"{'dup. trained':>12s} {'failed':>6s} {'RUNNING':>7s} {'hypervolume':>11s} {'HV in budget':>12s}")
     print(head)
