@@ -16,7 +16,7 @@ from nas.analysis.audit_choice import bf16_verdict, choose_default_proxy, fp32_t
 from nas.analysis.audit_report import write_audit_report
 from nas.errors import ConfigError, RunStoreError
 from nas.testing import make_audit_run, make_run
-from nas.testing.audit import DIVERGED, REFERENCE, PlantedFidelity
+from nas.testing.audit import CHANCE, DIVERGED, REFERENCE, PlantedFidelity
 
 FAST = 200  # bootstrap resamples in tests (the default is 2,000)
 QUICK = "quick"
@@ -154,6 +154,15 @@ def test_failed_records_are_dropped_and_listed(default) -> None:
     assert set(reasons) == {3, 5} and DIVERGED in reasons[3] and REF in reasons[5]
     assert [d.panel_index for d in default.reference_dropped] == [5]
     assert default.signal("zc_naswot").n == 23 and default.reference_n["accuracy"] == 23
+
+
+def test_a_network_that_diverged_after_training_is_ranked_last_for_accuracy_not_dropped(tmp_path: Path) -> None:
+    a = analyse(tmp_path, n=12, diverged_after_training=[(4, REF), (4, QUICK)])
+    quick = a.signal(QUICK)
+    assert quick.n == 12 and a.reference_n["accuracy"] == 12  # its chance accuracy is a measurement
+    assert (4, CHANCE, CHANCE) in [(i, s, r) for i, s, r in quick.points]
+    inter = a.signal(QUICK, "polysemanticity")
+    assert inter.n == 11 and [d.panel_index for d in inter.dropped] == [4]  # its interference is not
 
 
 def test_an_accuracy_only_audit_has_no_interference_table(tmp_path: Path) -> None:

@@ -71,10 +71,12 @@ def fidelity_value(chosen: dict[tuple[int, str], TrialRecord], i: int, fid: str,
     r = chosen.get((i, fid))
     if r is None:
         return None, f"no result at {fid}"
+    v = r.measured(column)  # a network that diverged after training keeps its (chance) accuracy
+    if v is not None:
+        return v, ""
     if not r.complete:
         return None, f"{fid} {r.status}" + (f": {r.reason}" if r.reason else "")
-    v = r.finite(column)
-    return (v, "") if v is not None else (None, f"{column} at {fid} is not a finite number")
+    return None, f"{column} at {fid} is not a finite number"
 
 
 def member_value(chosen: dict[tuple[int, str], TrialRecord], i: int, column: str) -> tuple[float | None, str]:

@@ -227,7 +227,8 @@ def _trial_frame(store: RunStore, config: RunConfig, factors: Sequence[str], cel
 
 
 def measured(trials: pd.DataFrame, interference: str) -> pd.DataFrame:
-    """Complete trials, and failed ones that measured accuracy, with their interference set missing.
+    """Complete trials, and failed ones that measured accuracy, with their interference set missing (the frame
+    form of ``TrialRecord.measured``).
 
     A trial fails after training when an objective is not finite; its accuracy was still measured on the
     validation split (a diverged network is at chance), so accuracy keeps it and interference does not. A trial

@@ -75,6 +75,15 @@ class TrialRecord:
         v = self.value(name)
         return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
 
+    def measured(self, name: str) -> float | None:
+        """The named value when the trial measured it: any finite value of a complete trial, and the accuracy of
+        a trial that failed after training (an objective not finite, e.g. a diverged network's interference;
+        accuracy was still measured, at chance). None otherwise: such a trial's interference is not a measurement.
+        """
+        if self.complete or (name == "accuracy" and self.status == "failed"):
+            return self.finite(name)
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """The flat mapping written to metrics.json: the columns, then the extras."""
         out = {name: getattr(self, name) for name in TRIAL_COLUMNS}

@@ -37,6 +37,8 @@ _ACTIVATIONS = ("relu", "gelu", "silu", "hardswish", "relu2", "starrelu", "solu"
 _NORMS = ("bn", "ln")
 BUDGET = 1_500_000
 DIVERGED = "training diverged at step 12: loss is nan"
+NOT_FINITE = "non-finite objective polysemanticity: layer 'stages.3.1': non-finite activations"
+CHANCE = 0.1  # the accuracy of a network that trained to the end with non-finite activations
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ def make_audit_run(
     zc_seconds: Mapping[str, float] | None = None,
     seed: int = 0,
     failed: Iterable[tuple[int, str]] = (),
+    diverged_after_training: Iterable[tuple[int, str]] = (),
     interference: str | None = "polysemanticity",
     cpus_per_trial: int | None = 2,
 ) -> RunStore:
@@ -98,13 +101,15 @@ def make_audit_run(
 
     ``proxies`` maps zero-cost names to planted correlations with the latent quality (default
     :data:`DEFAULT_PROXIES`; a name left out gets 0). ``interference`` None writes an accuracy-only audit.
+    ``failed`` (member, fidelity) pairs fail before measuring (no accuracy); ``diverged_after_training`` ones fail
+    after it, as a network with non-finite activations does: accuracy at chance, no interference.
     """
     from nas.testing import make_config
 
     rng = np.random.default_rng(seed)
     weights = {name: 0.0 for name in ZERO_COST_NAMES} | dict(DEFAULT_PROXIES if proxies is None else proxies)
     seconds = DEFAULT_ZC_SECONDS | dict(zc_seconds or {})
-    failed_set = set(failed)
+    failed_set, late_set = set(failed), set(diverged_after_training)
     panel = audit_panel(n)
     quality, latent_inter = rng.normal(size=n), rng.normal(size=n)
     z = (quality - quality.mean()) / (quality.std() or 1.0) if n else quality
@@ -160,6 +165,10 @@ def make_audit_run(
             row["zc_s"] = sum(float(row[f"zc_{name}_s"]) for name in ZERO_COST_NAMES)  # type: ignore[arg-type]
             if (i, f.name) in failed_set:
                 row.update(status="failed", reason=DIVERGED, accuracy=None)
+                if interference is not None:
+                    row[interference] = None
+            if (i, f.name) in late_set:
+                row.update(status="failed", reason=NOT_FINITE, accuracy=CHANCE)
                 if interference is not None:
                     row[interference] = None
             records.append(TrialRecord.from_dict(row))
