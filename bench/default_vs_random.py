@@ -63,8 +63,8 @@ def main() -> None:
                                        console=None, plots=False)
                 value = summary.runs[0].analyses[0].hypervolume
                 hv[route].append(value)
-                records = RunStore(out / name).records()
-                config = RunStore(out / name).read_config()
+                store = RunStore(out / name)
+                records, config = store.records(), store.read_config()
                 accuracy = [r.finite("accuracy") for r in records if r.complete]
                 best = max((a for a in accuracy if a is not None), default=float("nan"))
                 failed = sum(not r.complete for r in records)

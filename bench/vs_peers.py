@@ -150,8 +150,10 @@ def peer_main(args: argparse.Namespace) -> None:
                      "trial_s": time.perf_counter() - started})
 
     population = args.population
-    problem = pickling_problem(optuna.samplers.NSGAIISampler(seed=seed, population_size=population))
-    sampler = (PicklableNSGAII if problem else optuna.samplers.NSGAIISampler)(seed=seed, population_size=population)
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    problem = pickling_problem(sampler)
+    if problem:
+        sampler = PicklableNSGAII(seed=seed, population_size=population)
     searcher = OptunaSearch(space=DefineBySpace(space), metric=list(OBJECTIVES), mode=["max", "min"],
                             sampler=sampler)
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
