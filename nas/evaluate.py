@@ -116,6 +116,7 @@ def evaluate(
     compile: bool = False,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    checkpoint_every_s: float | None = None,
     split: str = "val",
     epoch_callback: Any = None,
     keep_diverged: bool = False,
@@ -141,7 +142,7 @@ def evaluate(
     fit_started = time.perf_counter()
     try:
         result = trainer.fit(model, data, fidelity, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
-                             epoch_callback=epoch_callback)
+                             epoch_callback=epoch_callback, checkpoint_every_s=checkpoint_every_s)
     except Diverged as exc:
         if not keep_diverged:
             raise

@@ -30,7 +30,8 @@ from nas.errors import CheckpointError, ConfigError, Diverged
 from nas.fidelity import PRECISIONS, Fidelity
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2 adds the position inside an epoch (epoch_step, epoch_order, epoch_losses)
+READABLE_FORMATS = (1, 2)  # format 1 is format 2 at an epoch end
 _CHECKPOINT_KEYS = (
     "format", "model", "optimizer", "scheduler", "generator", "torch_rng",
     "epoch", "step", "images_seen", "train_s", "wall_s", "final_loss",
@@ -160,9 +161,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from exc
     if not isinstance(state, dict) or any(k not in state for k in _CHECKPOINT_KEYS):
         raise CheckpointError(f"{path} is not a bottleneck-nas training checkpoint; delete it to train from scratch.")
-    if state["format"] != CHECKPOINT_FORMAT:
+    if state["format"] not in READABLE_FORMATS:
         raise CheckpointError(
-            f"{path} has checkpoint format {state['format']}; this version reads format {CHECKPOINT_FORMAT}."
+            f"{path} has checkpoint format {state['format']}; this version reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))}."
         )
     return state
 
@@ -283,17 +285,22 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         epoch_callback: EpochCallback | None = None,
+        checkpoint_every_s: float | None = None,
     ) -> TrainResult:
         """Train ``model`` in place (left on the trainer's device, channels_last, in eval mode).
 
-        With ``checkpoint_dir`` a checkpoint is written atomically at every epoch end; ``resume=True``
-        continues from it (or starts afresh when there is none) and ends bit-identical to an uninterrupted
-        run on CPU. ``epoch_callback(epochs_done, model)`` runs after each epoch's checkpoint; an exception
-        from it stops training and propagates. A non-finite loss raises ``Diverged(step, loss)`` (1-based step).
+        With ``checkpoint_dir`` a checkpoint is written atomically at every epoch end, or, with
+        ``checkpoint_every_s``, after the first step that ends that many seconds after the last one (mid-epoch
+        too: the epoch's shuffled order and losses so far are saved with it). ``resume=True`` continues from it
+        (or starts afresh when there is none) and ends bit-identical to an uninterrupted run on CPU.
+        ``epoch_callback(epochs_done, model)`` runs after each epoch's checkpoint; an exception from it stops
+        training and propagates. A non-finite loss raises ``Diverged(step, loss)`` (1-based step).
         """
         started = time.perf_counter()
         if resume and checkpoint_dir is None:
             raise ConfigError("resume=True needs a checkpoint_dir to resume from.")
+        if checkpoint_every_s is not None and not checkpoint_every_s > 0:
+            raise ConfigError(f"checkpoint_every_s must be a positive number of seconds, got {checkpoint_every_s!r}.")
         if self.threads is not None:
             torch.set_num_threads(self.threads)
         dev = self.device
@@ -325,9 +332,11 @@ class Trainer:
             "precision": precision,
         }
         path = None if checkpoint_dir is None else Path(checkpoint_dir) / CHECKPOINT_NAME
-        epoch = step = images_seen = 0
+        epoch = step = images_seen = 0  # step and images_seen count whole epochs; the open epoch is `done`
         train_s = prior_wall_s = 0.0
         final_loss = float("nan")
+        open_order: torch.Tensor | None = None  # a mid-epoch checkpoint's epoch: its order and losses so far
+        open_losses: torch.Tensor | None = None
         if resume and path is not None and path.exists():
             state = load_checkpoint(path)
             for key in meta:
@@ -351,23 +360,66 @@ class Trainer:
             epoch, step, images_seen = int(state["epoch"]), int(state["step"]), int(state["images_seen"])
             train_s, prior_wall_s = float(state["train_s"]), float(state["wall_s"])
             final_loss = float(state["final_loss"])
+            if state.get("epoch_order") is not None:
+                open_order, open_losses = state["epoch_order"], state["epoch_losses"]
+                done = state.get("epoch_step")
+                if (not isinstance(open_order, torch.Tensor) or not isinstance(open_losses, torch.Tensor)
+                        or not isinstance(done, int) or not 0 < done < steps_per_epoch
+                        or tuple(open_order.shape) != (steps_per_epoch, batch) or len(open_losses) != done):
+                    raise CheckpointError(f"checkpoint {path} holds an epoch of another shape; delete it.")
+                step, images_seen = step - done, images_seen - done * batch  # whole epochs; `done` reruns none
+
+        def save(done: int, order: torch.Tensor | None, losses: torch.Tensor | None, epoch_train_s: float) -> None:
+            """Checkpoint after ``done`` steps of the open epoch (0 with ``order`` None: at an epoch boundary)."""
+            assert path is not None
+            save_checkpoint(
+                path,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    **meta,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                    "epoch": epoch,
+                    "step": step + done,
+                    "images_seen": images_seen + done * batch,
+                    "train_s": train_s + epoch_train_s,
+                    "wall_s": prior_wall_s + time.perf_counter() - started,
+                    "final_loss": final_loss,
+                    "epoch_step": done,
+                    "epoch_order": None if order is None else order.cpu(),
+                    "epoch_losses": None if losses is None else losses[:done].cpu(),
+                },
+            )
+
+        last_saved = time.perf_counter()
 
         use_bf16 = precision == "bf16"
         sync_every = 1 if dev.type == "cpu" else 25  # loss checks sync the device; batch them on accelerators
         padding = default_padding(data.resolution)
         bar = _ProgressBar(
-            self.progress, total=total_steps, completed=step, description=f"{fidelity.name} epoch {epoch + 1}"
+            self.progress, total=total_steps, completed=step + (0 if open_losses is None else len(open_losses)),
+            description=f"{fidelity.name} epoch {epoch + 1}",
         )
         model.train()
         try:
             while epoch < fidelity.epochs:
                 description = f"{fidelity.name} epoch {epoch + 1}/{fidelity.epochs}"
                 t_epoch = t_window = time.perf_counter()
-                order = torch.randperm(n, generator=gen)[: steps_per_epoch * batch]
-                order = order.view(steps_per_epoch, batch).to(dev, non_blocking=True)
                 losses = torch.empty(steps_per_epoch, device=dev)
-                checked = 0
-                for i in range(steps_per_epoch):
+                if open_order is not None and open_losses is not None:  # resuming inside this epoch
+                    order, first = open_order.to(dev), len(open_losses)
+                    losses[:first] = open_losses.to(dev)
+                    open_order = open_losses = None
+                else:
+                    order = torch.randperm(n, generator=gen)[: steps_per_epoch * batch]
+                    order = order.view(steps_per_epoch, batch).to(dev, non_blocking=True)
+                    first = 0
+                checked = first
+                for i in range(first, steps_per_epoch):
                     xb, yb = x_train[order[i]], y_train[order[i]]
                     if fidelity.augment:
                         xb = random_crop_flip(xb, generator=gen, padding=padding, hflip=data.hflip)
@@ -396,31 +448,19 @@ class Trainer:
                             description=description,
                         )
                         checked, t_window = i + 1, now
+                        if (path is not None and checkpoint_every_s is not None and i + 1 < steps_per_epoch
+                                and now - last_saved >= checkpoint_every_s):
+                            save(i + 1, order, losses, now - t_epoch)
+                            last_saved = time.perf_counter()
                 step += steps_per_epoch
                 images_seen += steps_per_epoch * batch
                 train_s += time.perf_counter() - t_epoch
                 final_loss = float(losses.mean())
                 epoch += 1
-                if path is not None:
-                    save_checkpoint(
-                        path,
-                        {
-                            "format": CHECKPOINT_FORMAT,
-                            **meta,
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "generator": gen.get_state(),
-                            "torch_rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-                            "epoch": epoch,
-                            "step": step,
-                            "images_seen": images_seen,
-                            "train_s": train_s,
-                            "wall_s": prior_wall_s + time.perf_counter() - started,
-                            "final_loss": final_loss,
-                        },
-                    )
+                if path is not None and (checkpoint_every_s is None
+                                         or time.perf_counter() - last_saved >= checkpoint_every_s):
+                    save(0, None, None, 0.0)
+                    last_saved = time.perf_counter()
                 if epoch_callback is not None:
                     rng = torch.get_rng_state()  # what the callback draws must not change training
                     epoch_callback(epoch, model)

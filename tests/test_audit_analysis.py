@@ -87,6 +87,17 @@ def test_costs_are_median_seconds_times_threads(tmp_path: Path) -> None:
     assert analyse(tmp_path, "nothreads", cpus_per_trial=None).threads == 2  # null means 2
 
 
+def test_a_record_that_names_its_threads_is_costed_at_them(tmp_path: Path) -> None:
+    store = make_audit_run(tmp_path / "mixed", cpus_per_trial=2, zc_seconds={"naswot": 0.5})
+    for r in store.records():  # the reference and quick evaluations ran at 1 thread, the cheap one at the run's 2
+        if r.fidelity in (REF, QUICK):
+            store.write_record(r.replace(threads=1))
+    a = analyze_audit(store, n_resamples=FAST)
+    assert a.signal(QUICK).cpu_s == pytest.approx(40.0, rel=0.1)
+    assert a.signal(CHEAP).cpu_s == pytest.approx(2 * 8.0, rel=0.1)
+    assert a.signal("zc_naswot").cpu_s == pytest.approx(0.5, rel=0.1)  # the median over every evaluation's timing
+
+
 def test_bf16_verdict_is_positive_for_a_faithful_twin_and_negative_for_a_shuffled_one(tmp_path: Path) -> None:
     twin = "quick+precision=bf16"
     good = (REFERENCE, PlantedFidelity(QUICK, noise=0.006), PlantedFidelity(twin, noise=0.0005, twin_of=QUICK,

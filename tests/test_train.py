@@ -158,6 +158,74 @@ def test_checkpoint_resume_is_bit_identical(data: DatasetSplits, tmp_path: Path)
     assert not list(tmp_path.glob("*/*.tmp"))
 
 
+@pytest.mark.parametrize("cut_at_save", [3, 10])  # 8 steps per epoch: inside epoch 1, inside epoch 2
+def test_a_checkpoint_inside_an_epoch_resumes_bit_identical(
+    data: DatasetSplits, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut_at_save: int
+) -> None:
+    import nas.train as train_module
+
+    fid = tiny(augment=True, epochs=2)
+    straight = tiny_cnn()
+    full = Trainer(progress=False).fit(straight, data, fid, seed=1)
+
+    real_save, saved = train_module.save_checkpoint, []
+
+    def killed_after(path: Path, state: dict) -> None:  # the process dies right after this checkpoint
+        real_save(path, state)
+        saved.append((state["epoch"], state["epoch_step"]))
+        if len(saved) == cut_at_save:
+            raise Stop
+
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_after)
+    with pytest.raises(Stop):
+        Trainer(progress=False).fit(tiny_cnn(), data, fid, seed=1, checkpoint_dir=tmp_path, checkpoint_every_s=1e-9)
+    monkeypatch.undo()
+    epoch, inside = saved[-1]
+    assert 0 < inside < 8 and epoch == (cut_at_save > 8)  # a mid-epoch checkpoint, not an epoch end
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    assert state["step"] == 8 * epoch + inside and len(state["epoch_losses"]) == inside
+
+    resumed = tiny_cnn(width=8)
+    nn.init.normal_(resumed[0].weight)  # everything must come from the checkpoint
+    result = Trainer(progress=False).fit(resumed, data, fid, seed=1, checkpoint_dir=tmp_path, resume=True,
+                                         checkpoint_every_s=1e-9)
+    assert (result.steps, result.epochs, result.images_seen) == (full.steps, full.epochs, full.images_seen)
+    assert result.final_loss == full.final_loss
+    for (k, pa), pb in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), k
+
+
+def test_format_1_checkpoints_still_resume_and_a_bad_open_epoch_is_refused(data: DatasetSplits,
+                                                                           tmp_path: Path) -> None:
+    fid = tiny(epochs=2)
+    straight = tiny_cnn()
+    Trainer(progress=False).fit(straight, data, fid, seed=2)
+
+    class Stop1(Exception):
+        pass
+
+    def stop(epoch: int, model: nn.Module) -> None:
+        raise Stop1
+
+    with pytest.raises(Stop1):
+        Trainer(progress=False).fit(tiny_cnn(), data, fid, seed=2, checkpoint_dir=tmp_path, epoch_callback=stop)
+    state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
+    old = {k: v for k, v in state.items() if not k.startswith("epoch_")} | {"format": 1}  # as version 1 wrote it
+    torch.save(old, tmp_path / CHECKPOINT_NAME)
+    resumed = tiny_cnn()
+    Trainer(progress=False).fit(resumed, data, fid, seed=2, checkpoint_dir=tmp_path, resume=True)
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(),
+                                                  strict=True))
+
+    bad = dict(state, epoch=0, step=3, epoch_step=3, epoch_order=torch.zeros(5, 2, dtype=torch.long),
+               epoch_losses=torch.zeros(3))
+    torch.save(bad, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="another shape"):
+        Trainer(progress=False).fit(tiny_cnn(), data, fid, seed=2, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ConfigError, match="positive"):
+        Trainer(progress=False).fit(tiny_cnn(), data, fid, seed=2, checkpoint_dir=tmp_path, checkpoint_every_s=0)
+
+
 def test_corrupt_or_mismatched_checkpoint(data: DatasetSplits, tmp_path: Path) -> None:
     fid = tiny(epochs=1)
     (tmp_path / "bad").mkdir()

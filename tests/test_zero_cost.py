@@ -131,7 +131,8 @@ def test_naswot_identical_codes_are_nan_and_diverse_codes_score_higher():
 
 
 def test_naswot_hooks_the_space_activations():
-    model = nn.Sequential(nn.Linear(5, 7), GELU(7))
+    torch.manual_seed(0)  # 32 units: six inputs' codes are distinct, so the kernel is not singular
+    model = nn.Sequential(nn.Linear(5, 32), GELU(32))
     x = torch.randn(6, 5)
     assert math.isfinite(naswot(model, x, torch.zeros(6, dtype=torch.long)))
     assert math.isnan(scores(nn.Identity, x, torch.zeros(6, dtype=torch.long), "naswot")["zc_naswot"])  # no codes

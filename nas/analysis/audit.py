@@ -15,8 +15,9 @@ dropped, with the reason):
   that are on the signal fidelity's own front (a fidelity), or among the signal's top k = front size (a
   single score); a member the signal lacks counts as missed;
 - CPU-seconds per evaluation: median wall_s × threads over the fidelity's own (not reused) complete
-  records; median zc_<name>_s × threads for a proxy; 0 for params and MACs (analytic); the sum of the
-  parts for a combination. Threads = run.yaml ``cpus_per_trial`` (null means 2).
+  records; median zc_<name>_s × threads over every own evaluation for a proxy; 0 for params and MACs
+  (analytic); the sum of the parts for a combination. Threads = the record's own ``threads``, else run.yaml
+  ``cpus_per_trial`` (null means 2).
 
 SIGN CONVENTION: every value is turned into "higher is better" before ranking — the reference target as
 its objective says (accuracy higher, interference lower); a fidelity's value of the same metric likewise;
@@ -244,7 +245,7 @@ def analyze_audit(store: RunStore, *, n_resamples: int = N_RESAMPLES, seed: int 
     ref_acc, ref_why = fid_values(reference, "accuracy", 1.0)
     require_rankable(int(np.isfinite(ref_acc).sum()))
     ref_dropped = [Dropped(i, panel[i], ref_why[i]) for i in range(n) if not np.isfinite(ref_acc[i])]
-    cost = costs(records, chosen, fidelities, threads, n)
+    cost = costs(records, fidelities, threads)
     params, _ = member_values("params")
     analysis = AuditAnalysis(store.name, store.root, reference, fidelities, targets, panel, threads, n_resamples,
                              seed, max_cpu_s, {}, [], _num(float(np.nanmedian(params))) if np.isfinite(params).any()

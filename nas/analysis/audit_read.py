@@ -91,17 +91,22 @@ def member_value(chosen: dict[tuple[int, str], TrialRecord], i: int, column: str
     return None, f"{column} is not a finite number" if recorded else f"{column} not recorded"
 
 
-def costs(records: list[TrialRecord], chosen: dict[tuple[int, str], TrialRecord], fidelities: list[Fidelity],
-           threads: int, n: int) -> dict[str, float | None]:
-    """CPU-seconds per evaluation of every fidelity and zero-cost proxy (None where nothing was timed)."""
+def costs(records: list[TrialRecord], fidelities: list[Fidelity], threads: int) -> dict[str, float | None]:
+    """CPU-seconds per evaluation of every fidelity and zero-cost proxy (None where nothing was timed).
+
+    Seconds count × the threads the record ran with (``threads``, the run's setting, for records that predate it).
+    """
+    def cpu_s(r: TrialRecord, column: str) -> float | None:
+        seconds = r.finite(column)
+        return None if seconds is None else seconds * (r.finite("threads") or threads)
+
     out: dict[str, float | None] = {}
     for f in fidelities:
         timed = [r for r in records if r.fidelity == f.name and r.finite("wall_s") is not None]
         own = [r for r in timed if not r.reused] or [r for r in timed if r.finite("wall_s")]  # reused: if timed
         pool = [r for r in own if r.complete] or own
-        out[f.name] = float(np.median([r.finite("wall_s") for r in pool])) * threads if pool else None
-    for name in ZERO_COST_NAMES:
-        seconds = [member_value(chosen, i, f"zc_{name}_s")[0] for i in range(n)]
-        timed = [s for s in seconds if s is not None]
-        out[f"zc_{name}"] = float(np.median(timed)) * threads if timed else None
+        out[f.name] = float(np.median([cpu_s(r, "wall_s") for r in pool])) if pool else None
+    for name in ZERO_COST_NAMES:  # every evaluation scored its network afresh: each one is a timing
+        timed = [t for r in records if not r.reused and (t := cpu_s(r, f"zc_{name}_s")) is not None]
+        out[f"zc_{name}"] = float(np.median(timed)) if timed else None
     return out

@@ -137,6 +137,8 @@ class StudySearcher(Searcher):
                 "arch_hash": arch_hash,
                 "params": solved.params,
             }
+            if isinstance(trial.user_attrs.get("rerun_of"), int):  # its checkpoint, if the cut trial left one
+                config["resume_from"] = trial.user_attrs["rerun_of"]
             self.live[trial_id] = Proposal(trial, config)
             self.state.running += 1
             return config

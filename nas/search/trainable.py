@@ -4,28 +4,67 @@ It never raises for a trial's own failure (divergence, non-finite metrics, out o
 a bug in a block): it reports ``status: failed`` with the reason, so the search goes on
 and the driver tells the study. Only the driver writes the run store's final records;
 the trial keeps its own log in ``trials/<id>/trial.log``.
+
+Training checkpoints itself every ``CHECKPOINT_EVERY_S`` seconds into ``trials/<id>/resume/<arch hash>/``,
+so a trial cut short (a killed run, a lost session) continues from there when the run is resumed, bit-identical
+to an uninterrupted one; the folder is removed once the trial has a result.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
+CHECKPOINT_EVERY_S = 300.0  # ~18 MB per 1.5M-parameter net (weights + AdamW state); well under 1 s to write
+RESUME_FOLDER = "resume"
+
+
+def trial_folder(run_dir: str, trial_id: int) -> Path:
+    return Path(run_dir) / "trials" / f"{trial_id:05d}"
+
 
 def trial_log(run_dir: str, trial_id: int) -> logging.Logger:
-    folder = Path(run_dir) / "trials" / f"{trial_id:05d}"
+    """The logger writing ``trials/<id>/trial.log`` of this run (a worker process may serve several runs)."""
+    folder = trial_folder(run_dir, trial_id)
     folder.mkdir(parents=True, exist_ok=True)
+    path = str((folder / "trial.log").resolve())
     logger = logging.getLogger(f"nas.trial.{trial_id}")
     logger.setLevel(logging.INFO)
+    for old in list(logger.handlers):
+        if getattr(old, "baseFilename", None) != path:
+            logger.removeHandler(old)
+            old.close()
     if not logger.handlers:
-        handler = logging.FileHandler(folder / "trial.log")
+        handler = logging.FileHandler(path)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
         logger.addHandler(handler)
     return logger
+
+
+def resume_folder(config: dict[str, Any], trial_id: int, arch_hash: str) -> Path:
+    """The folder this trial checkpoints into, holding the checkpoint of a cut-short run of it if one was left.
+
+    Folders of other architectures under the trial are removed (a resumed search may give a trial number another
+    network); a search's re-queued trial (``resume_from``: the cut trial's number) takes over that one's folder.
+    """
+    root = trial_folder(config["run_dir"], trial_id) / RESUME_FOLDER
+    folder = root / arch_hash
+    for other in root.glob("*") if root.is_dir() else ():
+        if other != folder:
+            shutil.rmtree(other, ignore_errors=True)
+    earlier = config.get("resume_from")
+    if isinstance(earlier, int) and not isinstance(earlier, bool) and not folder.exists():
+        cut = trial_folder(config["run_dir"], earlier) / RESUME_FOLDER / arch_hash
+        if cut.is_dir():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(cut, folder)
+            shutil.rmtree(cut.parent, ignore_errors=True)  # the cut trial's own folder keeps only its log
+    return folder
 
 
 def run_trial(config: dict[str, Any], data: Any = None) -> None:
@@ -33,11 +72,12 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
     import torch
     from ray import tune
 
-    from nas.errors import Diverged, NonFiniteObjective
+    from nas.errors import CheckpointError, Diverged, NonFiniteObjective
     from nas.evaluate import evaluate
     from nas.fidelity import Fidelity
     from nas.metrics.zero_cost import score_architecture
     from nas.space.architecture import Architecture
+    from nas.train import CHECKPOINT_NAME
 
     started = time.perf_counter()
     metrics: dict[str, Any] = {}
@@ -50,7 +90,7 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
     arch = Architecture.parse(config["arch"])
     log.info("trial %d: %s (%s), fidelity %s, %d threads", trial_id, arch, arch.semantic_hash, fidelity.name, threads)
     base = {"trial_id": trial_id, "arch": config["arch"], "arch_hash": arch.semantic_hash, "fidelity": fidelity.name,
-            "seed": config["seed"], "params": config["params"]}
+            "seed": config["seed"], "params": config["params"], "threads": threads}
 
     def report_epoch(epoch: int, model: Any) -> None:
         if config.get("report_epochs") and epoch < fidelity.epochs:
@@ -63,8 +103,21 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
     try:
         zero_cost = score_architecture(arch, data, seed=int(config["seed"]), threads=threads)
         base.update(zero_cost)
-        result = evaluate(arch, data, fidelity, seed=int(config["seed"]), device=config["device"], threads=threads,
-                          epoch_callback=report_epoch)
+        resume_dir = resume_folder(config, trial_id, arch.semantic_hash)
+        if (resume_dir / CHECKPOINT_NAME).exists():
+            log.info("resuming from %s", resume_dir / CHECKPOINT_NAME)
+
+        def train() -> Any:
+            return evaluate(arch, data, fidelity, seed=int(config["seed"]), device=config["device"], threads=threads,
+                            epoch_callback=report_epoch, checkpoint_dir=resume_dir, resume=True,
+                            checkpoint_every_s=float(config.get("checkpoint_every_s", CHECKPOINT_EVERY_S)))
+
+        try:
+            result = train()
+        except CheckpointError as exc:  # written for other settings, or damaged: train from the start
+            log.info("checkpoint not used (%s); training from the start", exc)
+            shutil.rmtree(resume_dir, ignore_errors=True)
+            result = train()
         metrics = {k: v for k, v in result.metrics.items() if k != "layers"}
         if not metrics["activations_finite"]:
             log.info("non-finite activations: %s", metrics["interference_reason"])
@@ -80,6 +133,7 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
         log.info("crashed:\n%s", traceback.format_exc())
         report = {**base, "status": "failed", "reason": f"crashed: {type(exc).__name__}: {str(exc)[:300]}"}
     report.setdefault("wall_s", time.perf_counter() - started)
+    shutil.rmtree(trial_folder(config["run_dir"], trial_id) / RESUME_FOLDER, ignore_errors=True)
     log.info("trial %d %s %s", trial_id, report["status"], report.get("reason", ""))
     tune.report({"status": report["status"], "epochs": report.get("epochs"), "accuracy": report.get("accuracy"),
                  "record": report})
