@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.cli import main
+from nas.cli import COMMANDS, main
 
 torch.set_num_threads(1)
 
@@ -215,3 +215,12 @@ def test_eval_synthetic_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [layer["name"] for layer in m["layers"]] == ["stages.0.0", "stages.1.0"]
     for layer in m["layers"]:
         assert all(k in layer for k in METRICS[1:])
+
+
+@pytest.mark.parametrize("verb", [None, *COMMANDS])
+def test_help_prints_percent_signs_once(capsys: pytest.CaptureFixture[str], verb: str | None) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*([verb] if verb else []), "--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0 and out.startswith("usage: nas")
+    assert "%%" not in out  # argparse %-formats argument help, but prints a description as written

@@ -17,7 +17,7 @@ HELP = "rank agreement of cheap signals (fidelities, zero-cost proxies, params, 
 DESCRIPTION = (
     "Train one panel of architectures at a reference fidelity and at cheaper ones, score them with the zero-cost "
     "proxies, and report how well each cheap signal (each fidelity, each proxy, params, MACs) ranks them against "
-    "the reference: Kendall τ and Spearman ρ with 95%% bootstrap intervals, top-25%% overlap, recovery of the "
+    "the reference: Kendall τ and Spearman ρ with 95% bootstrap intervals, top-25% overlap, recovery of the "
     "reference's Pareto set, and CPU-seconds per evaluation. Resumable (--resume) like a search."
 )
 

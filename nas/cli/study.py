@@ -19,7 +19,7 @@ DESCRIPTION = (
     "Train every combination of the factors (default: block family x activation x norm on the default space, "
     "98 cells) at one budget and fidelity, --repeats seeds per cell, every other choice held at a stated value "
     "(depth 2, kernel 3, each family's canonical expansion and depthwise setting; --fix changes them). Then "
-    "report heatmaps, per-level medians with 95%% intervals, a two-way model of accuracy and interference, the "
+    "report heatmaps, per-level medians with 95% intervals, a two-way model of accuracy and interference, the "
     "seed noise, and the paper's claims with verdicts. Resumable (--resume) like a search."
 )
 
