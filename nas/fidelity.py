@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,10 @@ class Fidelity:
         wrong = [f"{k} must be {_kind(t)}" for k, t in _TYPES.items() if not _is(getattr(self, k), t)]
         if wrong:
             raise ConfigError(f"fidelity {self.name!r} is invalid: {'; '.join(wrong)}.")
-        problems: list[str] = []
+        problems = [f"{k} must be a finite number, got {getattr(self, k)}" for k in _TYPES
+                    if isinstance(getattr(self, k), float) and not math.isfinite(getattr(self, k))]
+        if problems:  # inf passes every bound below (lr > 0, warm-up >= 0) and trains on NaNs or never warms up
+            raise ConfigError(f"fidelity {self.name!r} is invalid: {'; '.join(problems)}.")
         if self.train_images is not None and self.train_images < 1:
             problems.append("train_images must be >= 1 or None")
         if self.epochs < 1:

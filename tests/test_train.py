@@ -72,6 +72,10 @@ def test_fidelity_errors() -> None:
         get_fidelity("quick", optimizer="lion")
     with pytest.raises(ConfigError, match="epochs must be an integer"):
         get_fidelity("quick", epochs="3")
+    for field in ("lr", "weight_decay", "warmup_epochs", "grad_clip", "momentum", "label_smoothing"):
+        for value in (math.inf, -math.inf, math.nan):
+            with pytest.raises(ConfigError, match=f"{field} must be a finite number"):
+                get_fidelity("quick", **{field: value})
 
 
 def test_lr_schedule_and_groups() -> None:
