@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -244,3 +245,31 @@ def test_eta_after_resume_counts_only_this_process_trials() -> None:
     eta = line.rsplit("ETA ", 1)[1]
     minutes, seconds = eta.split(":")
     assert 445 <= int(minutes) * 60 + int(seconds) <= 455, line  # 9 left × 50 s
+
+
+def test_eta_of_trials_that_differ_in_work_weighs_what_is_left() -> None:
+    """An audit's reference trial takes 20× a cheap one: after one reference in 100 s, 1 reference + 2 cheap are
+    left, 110 work units at 1 s each, not 3 trials × 100 s."""
+    import torch
+
+    from nas.fidelity import get_fidelity
+    from nas.objectives import parse_objectives
+    from nas.run import TrialRecord
+    from nas.search.batch import image_passes
+    from nas.search.progress import SearchState, progress_line
+
+    objectives = parse_objectives("accuracy,interference", "polysemanticity")
+    record = TrialRecord(trial_id=0, status="complete", arch="a", arch_hash="0" * 12, fidelity="ref", accuracy=0.5,
+                         polysemanticity=0.5)
+    state = SearchState(total=4, work={0: 100.0, 1: 100.0, 2: 5.0, 3: 5.0}, work_total=210.0)
+    state.carry([], objectives)
+    state.started = time.monotonic() - 100.0
+    state.add(record, objectives)
+    eta = progress_line(record, state, objectives).rsplit("ETA ", 1)[1]
+    minutes, seconds = eta.split(":")
+    assert 105 <= int(minutes) * 60 + int(seconds) <= 115, eta
+
+    data = SimpleNamespace(train_y=torch.zeros(1000))  # 1,000 training images
+    assert image_passes(get_fidelity("quick", train_images=None, epochs=3), data) == 3000
+    assert image_passes(get_fidelity("quick", train_images=400, epochs=2), data) == 800
+    assert image_passes(get_fidelity("quick", train_images=5000, epochs=1), data) == 1000

@@ -140,7 +140,8 @@ def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, 
     for other in reuse_from:
         for key, record in evaluated(other.records()).items():
             outside.setdefault(key, (record, f" of run {other.name}"))
-    state = SearchState(total=len(jobs))
+    state = SearchState(total=len(jobs), work={j.trial_id: image_passes(j.fidelity, data) for j in jobs})
+    state.work_total = sum(state.work.values())
     state.carry(store.records(), config.objectives)
     pending: list[Job] = []
     waiting: list[Job] = []  # identical to a pending job: recorded from its result
@@ -166,6 +167,13 @@ def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, 
             if source is not None:
                 _write(store, reuse_record(job, source, ""), state, config, console)
     return stopped
+
+
+def image_passes(fidelity: Fidelity, data: Any) -> float:
+    """Training images × epochs of one trial at ``fidelity``: its share of a batch's work, for the ETA."""
+    available = int(data.train_y.numel())
+    images = available if fidelity.train_images is None else min(fidelity.train_images, available)
+    return float(images * fidelity.epochs)
 
 
 def _write(store: RunStore, record: TrialRecord, state: SearchState, config: RunConfig, console: Any) -> None:

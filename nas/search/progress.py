@@ -25,12 +25,26 @@ class SearchState:
     started: float = field(default_factory=time.monotonic)
     kept: int = 0  # records (reused ones included) kept from before a resume: not trained in this process
     kept_reused: int = 0
+    # work of each trial id, for the ETA of runs whose trials differ in cost (an audit's fidelities); a trial
+    # not named weighs 1. work_total None: every trial weighs 1 (a search).
+    work: dict[int, float] = field(default_factory=dict)
+    work_total: float | None = None
+    work_done: float = 0.0  # final records, reused and kept ones included
+    work_trained_here: float = 0.0  # final records this process trained
 
     def carry(self, records: list[TrialRecord], objectives: list[Objective]) -> None:
         """Count the records kept from before a resume; the ETA then rests on this process's trials alone."""
         for record in records:
             self.add(record, objectives)
         self.kept, self.kept_reused = self.done, self.reused
+        self.work_trained_here = 0.0
+
+    def eta(self, elapsed: float) -> float:
+        """Seconds left: the work not yet done at the pace of this process's trials (NaN before the first)."""
+        total = self.total if self.work_total is None else self.work_total
+        if self.trained_here <= 0 or self.work_trained_here <= 0:
+            return float("nan")
+        return elapsed / self.work_trained_here * max(0.0, total - self.work_done)
 
     @property
     def trained_here(self) -> int:
@@ -39,6 +53,9 @@ class SearchState:
 
     def add(self, record: TrialRecord, objectives: list[Objective]) -> None:
         """Count one final trial record."""
+        weight = self.work.get(record.trial_id, 1.0)
+        self.work_done += weight
+        self.work_trained_here += 0.0 if record.reused else weight
         self.done += 1
         self.failed += record.status == "failed"
         self.pruned += record.status == "pruned"
@@ -69,8 +86,7 @@ def clock(seconds: float) -> str:
 def progress_line(record: TrialRecord, st: SearchState, objectives: list[Objective]) -> str:
     """Two lines: the trial's outcome, then the run's counts, best values, elapsed time and ETA."""
     elapsed = time.monotonic() - st.started
-    ran = st.trained_here
-    eta = elapsed / ran * max(0, st.total - st.done) if ran > 0 else float("nan")
+    eta = st.eta(elapsed)
     inter = interference_objective(objectives)
     status = record.status + (" (reused)" if record.reused else "")
     if record.complete:
