@@ -229,3 +229,25 @@ def test_records_without_panel_index_are_matched_by_architecture(tmp_path: Path)
     store.write_records(records[:1])
     with pytest.raises(RunStoreError, match="no valid panel_index"):
         analyze_audit(store, n_resamples=FAST)
+
+
+def test_a_proxy_that_overflows_on_the_worst_members_is_also_read_as_the_pre_screen_reads_it(tmp_path: Path) -> None:
+    """synflow is NaN for the 6 weakest of 24 members: dropping them hides what the pre-screen uses, ranking
+    them last shows it; a proxy that never overflows gets no second row."""
+    a = analyse(tmp_path, proxies={"synflow": 0.2}, overflow_worst={"synflow": 6})
+    plain, as_used = a.signal("zc_synflow"), a.signal("zc_synflow (non-finite last)")
+    assert plain.n == 18 and len(plain.dropped) == 6
+    assert all("not a finite number" in d.reason for d in plain.dropped)
+    assert as_used.n == 24 and not as_used.dropped and as_used.kind == "zero-cost"
+    assert as_used.tau > plain.tau + 0.2 and as_used.tau_lo > 0
+    assert as_used.cpu_s == plain.cpu_s and as_used.top_overlap >= plain.top_overlap
+    assert {p[1] for p in as_used.points if p[0] in {d.panel_index for d in plain.dropped}} == {0.0}
+    assert not any(s.signal == "zc_naswot (non-finite last)" for s in a.signals)
+    combos = [s.components for s in a.table() if s.kind == "combination"]
+    assert all(len({c.removesuffix(" (non-finite last)") for c in parts}) == len(parts) for parts in combos)
+    written = write_audit_report(make_audit_run(tmp_path / "again", proxies={"synflow": 0.2},
+                                                overflow_worst={"synflow": 6}), tmp_path / "report",
+                                 n_resamples=FAST, plots=False)
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert written.signal("zc_synflow (non-finite last)").n == 24
+    assert "| `zc_synflow (non-finite last)` | zero-cost | 24 |" in report and "(non-finite last)`: the proxy" in report

@@ -25,6 +25,11 @@ a zero-cost proxy as recorded (all five are higher-is-better, ``METRICS``); para
 better" (a bigger network is predicted to be more accurate and to interfere less). So τ > 0 means the
 signal ranks members as the reference does, τ < 0 the reverse; no sign is chosen after seeing the data.
 
+A zero-cost proxy that is not finite for some members (synflow overflows on superlinear activations) gets a
+second row, ``zc_<name> (non-finite last)``: the proxy as the search's pre-screen uses it
+(``nas.search.prescreen.best_candidate`` ranks a non-finite score below every finite one). Its values are
+ranks, with the non-finite members tied lowest; the plain row leaves them out, as the literature does.
+
 Combinations (accuracy only; their parts are chosen on this same audit, so their τ is optimistic): the mean
 rank of the two zero-cost proxies with the highest τ, and the mean of the best affordable non-reference
 fidelity's accuracy rank and the best zero-cost rank. ``nas.analysis.audit_choice`` holds the bf16
@@ -41,7 +46,14 @@ from typing import Any
 
 import numpy as np
 
-from nas.analysis.audit_read import audit_design, costs, fidelity_value, member_records, member_value
+from nas.analysis.audit_read import (
+    audit_design,
+    costs,
+    fidelity_value,
+    member_records,
+    member_value,
+    scored_not_finite,
+)
 from nas.errors import ConfigError
 from nas.fidelity import Fidelity
 from nas.objectives import MAXIMIZE, METRICS, ZERO_COST_NAMES, Objective, front_ranks, interference_objective
@@ -54,6 +66,12 @@ DEFAULT_THREADS = 2
 TOP_SHARE = 0.25
 MAX_CPU_S = 40.0  # what a default proxy may cost per 1.5M trial (issue 12); also bounds the combinations
 BASELINES = ("params", "macs")
+NON_FINITE_LAST = " (non-finite last)"  # suffix of a zero-cost proxy's row as the pre-screen reads it
+
+
+def proxy_of(signal: str) -> str:
+    """The zero-cost column a signal reads (``zc_synflow`` for ``zc_synflow (non-finite last)`` too)."""
+    return signal.removesuffix(NON_FINITE_LAST)
 
 
 @dataclass
@@ -257,6 +275,12 @@ def analyze_audit(store: RunStore, *, n_resamples: int = N_RESAMPLES, seed: int 
         v, why = member_values(column)
         sign = 1.0 if METRICS[column].direction == MAXIMIZE else -1.0
         single[column] = (sign * v, why, "zero-cost", "higher score" if sign > 0 else "lower score")
+        overflowed = np.array([scored_not_finite(chosen, i, column) for i in range(n)], dtype=bool)
+        if overflowed.any() and np.isfinite(v).any():
+            label = f"{column}{NON_FINITE_LAST}"
+            single[label] = (ranked_with_lowest(sign * v, overflowed), [("" if overflowed[i] else w)
+                             for i, w in enumerate(why)], "zero-cost", "higher rank; a non-finite score lowest")
+            cost[label] = cost.get(column)
     for column in BASELINES:
         v, why = member_values(column)
         single[column] = (v, why, "baseline", f"more {'params' if column == 'params' else 'MACs'} is better")
@@ -298,10 +322,27 @@ def analyze_audit(store: RunStore, *, n_resamples: int = N_RESAMPLES, seed: int 
     return analysis
 
 
+def ranked_with_lowest(values: np.ndarray, lowest: np.ndarray) -> np.ndarray:
+    """Ranks of the finite ``values`` (1 = lowest, ties averaged), 0 where ``lowest``, NaN elsewhere.
+
+    Ranks, not the values with a sentinel: a rank correlation only sees the order, and a sentinel below a
+    score of 1e300 would overflow.
+    """
+    from scipy.stats import rankdata
+
+    out = np.full(len(values), np.nan)
+    finite = np.isfinite(values)
+    out[finite] = rankdata(values[finite])
+    out[lowest & ~finite] = 0.0
+    return out
+
+
 def _combinations(analysis: AuditAnalysis, others: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     """The combinations to evaluate for accuracy: the two best proxies' mean rank; best affordable fidelity + proxy."""
-    zc = sorted((s for s in analysis.table("accuracy") if s.kind == "zero-cost" and s.tau is not None),
-                key=lambda s: -s.tau)  # type: ignore[operator]
+    ranked = sorted((s for s in analysis.table("accuracy") if s.kind == "zero-cost" and s.tau is not None),
+                    key=lambda s: -s.tau)  # type: ignore[operator]
+    zc = [s for k, s in enumerate(ranked)  # one row per proxy: its best reading (plain or non-finite last)
+          if all(proxy_of(s.signal) != proxy_of(t.signal) for t in ranked[:k])]
     out: list[tuple[str, tuple[str, ...]]] = []
     if len(zc) >= 2:
         out.append((f"mean rank ({zc[0].signal}, {zc[1].signal})", (zc[0].signal, zc[1].signal)))

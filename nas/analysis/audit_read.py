@@ -87,8 +87,15 @@ def member_value(chosen: dict[tuple[int, str], TrialRecord], i: int, column: str
     for r in rs:
         if r.finite(column) is not None:
             return r.finite(column), ""
-    recorded = any(r.value(column) is not None for r in rs)
+    recorded = any(r.value(column) is not None for r in rs) or scored_not_finite(chosen, i, column)
     return None, f"{column} is not a finite number" if recorded else f"{column} not recorded"
+
+
+def scored_not_finite(chosen: dict[tuple[int, str], TrialRecord], i: int, column: str) -> bool:
+    """Whether member ``i``'s zero-cost score was computed (its ``<column>_s`` timing is recorded) yet no record
+    holds a finite value: it overflowed or was undefined (stored as null, as NaN is in JSON)."""
+    rs = [r for (j, _), r in chosen.items() if j == i]
+    return any(r.finite(f"{column}_s") is not None for r in rs) and all(r.finite(column) is None for r in rs)
 
 
 def costs(records: list[TrialRecord], fidelities: list[Fidelity], threads: int) -> dict[str, float | None]:

@@ -191,7 +191,10 @@ def render_audit(analysis: AuditAnalysis, choice: dict[str, Any], bf16: dict[str
              "**Sign convention.** Every value is turned into \"higher is better\" before ranking: accuracy "
              "higher, interference lower (for the reference and for every fidelity), zero-cost scores higher, "
              "params and MACs *more is better*. τ > 0: the signal ranks members as the reference does; τ < 0: "
-             "the reverse. No sign is chosen after seeing the data.", "",
+             "the reverse. No sign is chosen after seeing the data. A zero-cost proxy that is not finite for "
+             "some members also gets a row `… (non-finite last)`: the proxy as the search's pre-screen reads it, "
+             "those members ranked below every finite score (its values are ranks); the plain row leaves them "
+             "out.", "",
              "**Columns.** n = members with both values; top-25 % overlap = share of the reference's top "
              "quarter inside the signal's top quarter; Pareto recovery = share of the reference's accuracy × "
              "interference front on the fidelity's own front (a fidelity) or in the signal's top-k, k = front "

@@ -96,6 +96,7 @@ def make_audit_run(
     diverged_after_training: Iterable[tuple[int, str]] = (),
     interference: str | None = "polysemanticity",
     cpus_per_trial: int | None = 2,
+    overflow_worst: Mapping[str, int] | None = None,
 ) -> RunStore:
     """Write a constructed audit run (see the module docstring) through RunStore; the first fidelity is the reference.
 
@@ -103,6 +104,8 @@ def make_audit_run(
     :data:`DEFAULT_PROXIES`; a name left out gets 0). ``interference`` None writes an accuracy-only audit.
     ``failed`` (member, fidelity) pairs fail before measuring (no accuracy); ``diverged_after_training`` ones fail
     after it, as a network with non-finite activations does: accuracy at chance, no interference.
+    ``overflow_worst`` maps a zero-cost name to k: the k members of lowest latent quality score it non-finite
+    (recorded as null with its timing, as synflow's overflow is).
     """
     from nas.testing import make_config
 
@@ -114,6 +117,8 @@ def make_audit_run(
     quality, latent_inter = rng.normal(size=n), rng.normal(size=n)
     z = (quality - quality.mean()) / (quality.std() or 1.0) if n else quality
     zc = {name: w * z + np.sqrt(max(0.0, 1.0 - w * w)) * rng.normal(size=n) for name, w in weights.items()}
+    for name, k in (overflow_worst or {}).items():
+        zc[name][np.argsort(quality)[:k]] = np.nan
     params = (BUDGET * rng.uniform(0.97, 1.0, size=n)).astype(int)
     macs = (params * rng.uniform(20, 80, size=n)).astype(int)
 
@@ -160,7 +165,7 @@ def make_audit_run(
             if interference is not None:
                 row[interference] = float(inter[i])
             for name in ZERO_COST_NAMES:
-                row[f"zc_{name}"] = float(zc[name][i])
+                row[f"zc_{name}"] = float(zc[name][i]) if np.isfinite(zc[name][i]) else None
                 row[f"zc_{name}_s"] = float(seconds[name] * rng.uniform(0.9, 1.1))
             row["zc_s"] = sum(float(row[f"zc_{name}_s"]) for name in ZERO_COST_NAMES)  # type: ignore[arg-type]
             if (i, f.name) in failed_set:
