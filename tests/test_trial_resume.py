@@ -10,7 +10,8 @@ import torch
 
 from nas.data import DatasetSplits, load_dataset
 from nas.fidelity import get_fidelity
-from nas.search.trainable import RESUME_FOLDER, run_trial, trial_folder
+from nas.run import RunStore, TrialRecord
+from nas.search.trainable import run_trial
 from nas.space.architecture import Architecture
 
 ARCH = "stem_c8_k3_s1/basic_d1_s1_c8_k3_relu_bn/basic_d1_s2_c16_k3_relu_bn"
@@ -46,9 +47,11 @@ def test_a_killed_trial_continues_from_its_checkpoint_and_ends_as_an_uncut_one(
     import nas.train as train_module
 
     torch.set_num_threads(1)
+    store = RunStore(tmp_path)
     uncut = run(trial(tmp_path, 9), data, monkeypatch)
-    assert uncut["status"] == "complete"
-    assert not (trial_folder(str(tmp_path), 9) / RESUME_FOLDER).exists()  # no checkpoint outlives its result
+    assert uncut["status"] == "complete" and store.resume_dir(9).is_dir()  # kept until the driver records it
+    store.write_record(TrialRecord.from_dict(uncut))
+    assert not store.resume_dir(9).exists()  # no checkpoint outlives its record
 
     real_save, saves = train_module.save_checkpoint, []
 
@@ -63,7 +66,7 @@ def test_a_killed_trial_continues_from_its_checkpoint_and_ends_as_an_uncut_one(
         with pytest.raises(Killed):
             run(trial(tmp_path, 5), data, patch)
     arch_hash = Architecture.parse(ARCH).semantic_hash
-    left = trial_folder(str(tmp_path), 5) / RESUME_FOLDER / arch_hash / train_module.CHECKPOINT_NAME
+    left = store.resume_dir(5) / arch_hash / train_module.CHECKPOINT_NAME
     assert left.exists() and train_module.load_checkpoint(left)["epoch_step"] == 5
 
     # the search re-queues the cut trial under a new number; an audit reruns the same trial id (tested below)
@@ -72,13 +75,14 @@ def test_a_killed_trial_continues_from_its_checkpoint_and_ends_as_an_uncut_one(
         patch.setattr(train_module, "save_checkpoint", lambda p, s: (steps_after.append(1), real_save(p, s)))
         resumed = run(trial(tmp_path, 7, resume_from=5), data, patch)
     assert len(steps_after) == 16 - 5  # 8 steps per epoch, 2 epochs, 5 done before the kill
-    log = (trial_folder(str(tmp_path), 7) / "trial.log").read_text()
+    log = (store.trial_dir(7) / "trial.log").read_text()
     assert "resuming from" in log
     assert resumed["status"] == "complete"
     for key in ("accuracy", "polysemanticity", "final_loss", "epochs"):
         assert resumed[key] == uncut[key], key
-    assert not (trial_folder(str(tmp_path), 5) / RESUME_FOLDER).exists()
-    assert not (trial_folder(str(tmp_path), 7) / RESUME_FOLDER).exists()
+    assert not store.resume_dir(5).exists()  # taken over by trial 7
+    store.write_record(TrialRecord.from_dict(resumed))
+    assert not store.resume_dir(7).exists()
 
 
 def test_a_checkpoint_of_other_settings_or_another_network_is_not_used(
@@ -99,11 +103,12 @@ def test_a_checkpoint_of_other_settings_or_another_network_is_not_used(
         patch.setattr(train_module, "save_checkpoint", kill)
         with pytest.raises(Killed):
             run(trial(tmp_path / "b", 1, seed=4), data, patch)  # cut at another seed
-    other = trial_folder(str(tmp_path / "b"), 1) / RESUME_FOLDER / ("0" * 16)
+    store = RunStore(tmp_path / "b")
+    other = store.resume_dir(1) / ("0" * 16)
     other.mkdir(parents=True)  # a folder another network left under this trial id
 
     again = run(trial(tmp_path / "b", 1), data, monkeypatch)  # seed 3 now: the seed-4 checkpoint is refused
-    log = (trial_folder(str(tmp_path / "b"), 1) / "trial.log").read_text()
+    log = (store.trial_dir(1) / "trial.log").read_text()
     assert "checkpoint not used" in log and "seed" in log
     assert again["accuracy"] == uncut["accuracy"] and again["final_loss"] == uncut["final_loss"]
-    assert not (trial_folder(str(tmp_path / "b"), 1) / RESUME_FOLDER).exists()
+    assert not other.exists()

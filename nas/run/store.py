@@ -91,6 +91,11 @@ class RunStore:
     def trial_dir(self, trial_id: int) -> Path:
         return self.root / "trials" / f"{trial_id:05d}"
 
+    def resume_dir(self, trial_id: int) -> Path:
+        """Where a running trial checkpoints its training (one folder per architecture hash below it); removed
+        when the trial's final record is written."""
+        return self.trial_dir(trial_id) / "resume"
+
     def exists(self) -> bool:
         return self.run_yaml.is_file()
 
@@ -158,9 +163,12 @@ class RunStore:
         self.write_records([record])
 
     def write_records(self, records: list[TrialRecord]) -> None:
-        """Store several final records, then rebuild trials.csv once."""
+        """Store several final records, then rebuild trials.csv once; a recorded trial's checkpoints go."""
+        import shutil
+
         for record in records:
             atomic_write_json(self.trial_dir(record.trial_id) / "metrics.json", record.to_dict())
+            shutil.rmtree(self.resume_dir(record.trial_id), ignore_errors=True)
         self.rewrite_csv()
 
     def record_paths(self) -> list[Path]:

@@ -5,9 +5,10 @@ a bug in a block): it reports ``status: failed`` with the reason, so the search 
 and the driver tells the study. Only the driver writes the run store's final records;
 the trial keeps its own log in ``trials/<id>/trial.log``.
 
-Training checkpoints itself every ``CHECKPOINT_EVERY_S`` seconds into ``trials/<id>/resume/<arch hash>/``,
-so a trial cut short (a killed run, a lost session) continues from there when the run is resumed, bit-identical
-to an uninterrupted one; the folder is removed once the trial has a result.
+Training checkpoints itself every ``CHECKPOINT_EVERY_S`` seconds into ``trials/<id>/resume/<arch hash>/``
+(``RunStore.resume_dir``), so a trial cut short (a killed run, a lost session) continues from there when the
+run is resumed, bit-identical to an uninterrupted one; the driver removes the folder when it writes the trial's
+record.
 """
 
 from __future__ import annotations
@@ -20,17 +21,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from nas.run import RunStore
+
 CHECKPOINT_EVERY_S = 300.0  # ~18 MB per 1.5M-parameter net (weights + AdamW state); well under 1 s to write
-RESUME_FOLDER = "resume"
-
-
-def trial_folder(run_dir: str, trial_id: int) -> Path:
-    return Path(run_dir) / "trials" / f"{trial_id:05d}"
 
 
 def trial_log(run_dir: str, trial_id: int) -> logging.Logger:
     """The logger writing ``trials/<id>/trial.log`` of this run (a worker process may serve several runs)."""
-    folder = trial_folder(run_dir, trial_id)
+    folder = RunStore(run_dir).trial_dir(trial_id)
     folder.mkdir(parents=True, exist_ok=True)
     path = str((folder / "trial.log").resolve())
     logger = logging.getLogger(f"nas.trial.{trial_id}")
@@ -52,14 +50,15 @@ def resume_folder(config: dict[str, Any], trial_id: int, arch_hash: str) -> Path
     Folders of other architectures under the trial are removed (a resumed search may give a trial number another
     network); a search's re-queued trial (``resume_from``: the cut trial's number) takes over that one's folder.
     """
-    root = trial_folder(config["run_dir"], trial_id) / RESUME_FOLDER
+    store = RunStore(config["run_dir"])
+    root = store.resume_dir(trial_id)
     folder = root / arch_hash
     for other in root.glob("*") if root.is_dir() else ():
         if other != folder:
             shutil.rmtree(other, ignore_errors=True)
     earlier = config.get("resume_from")
     if isinstance(earlier, int) and not isinstance(earlier, bool) and not folder.exists():
-        cut = trial_folder(config["run_dir"], earlier) / RESUME_FOLDER / arch_hash
+        cut = store.resume_dir(earlier) / arch_hash
         if cut.is_dir():
             folder.parent.mkdir(parents=True, exist_ok=True)
             os.replace(cut, folder)
@@ -133,7 +132,6 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
         log.info("crashed:\n%s", traceback.format_exc())
         report = {**base, "status": "failed", "reason": f"crashed: {type(exc).__name__}: {str(exc)[:300]}"}
     report.setdefault("wall_s", time.perf_counter() - started)
-    shutil.rmtree(trial_folder(config["run_dir"], trial_id) / RESUME_FOLDER, ignore_errors=True)
     log.info("trial %d %s %s", trial_id, report["status"], report.get("reason", ""))
     tune.report({"status": report["status"], "epochs": report.get("epochs"), "accuracy": report.get("accuracy"),
                  "record": report})
