@@ -51,6 +51,11 @@ def _study(run: Path, url: str | None = None):
     return optuna.load_study(study_name=config["name"], storage=url or f"sqlite:///{run / 'study.db'}")
 
 
+def _training(run: Path) -> bool:
+    """A trial of the study is training (RUNNING with its network chosen, not a proposal being pre-screened)."""
+    return any(t.state.name == "RUNNING" and "arch_hash" in t.user_attrs for t in _study(run).trials)
+
+
 def _states(run: Path, url: str | None = None) -> list[str]:
     return [t.state.name for t in _study(run, url).trials]
 
@@ -285,7 +290,8 @@ def test_a_kill_between_start_up_writes_leaves_a_run_that_resumes_or_restarts(
 
 
 # ---- resumed proposals -------------------------------------------------------------------------------------
-def _simulate(root: Path, seed: int, trials: int, kill_after: int | None) -> list[str]:
+def _simulate(root: Path, seed: int, trials: int, kill_after: int | None,
+              proposals: list[dict] | None = None) -> list[str]:
     """A search driven through the real start-up, searcher and resume path, with metrics made up from the
     architecture's hash instead of training; ``kill_after`` trials in, one more is in flight when the
     driver dies and the run is resumed. Returns the architecture hash of every record."""
@@ -315,6 +321,8 @@ def _simulate(root: Path, seed: int, trials: int, kill_after: int | None) -> lis
         proposal = s.suggest(f"t{i}")
         if not isinstance(proposal, dict):
             return False
+        if proposals is not None:
+            proposals.append(proposal)
         if finish:
             h = proposal["arch_hash"]
             s.on_trial_complete(f"t{i}", {"status": "complete", "record": {
@@ -337,6 +345,18 @@ def _simulate(root: Path, seed: int, trials: int, kill_after: int | None) -> lis
     while step(s, i):
         i += 1
     return [r.arch_hash for r in store.records()]
+
+
+def test_a_trial_cut_by_a_kill_is_rerun_from_its_checkpoint_folder(tmp_path: Path) -> None:
+    """The re-queued trial names the cut one (``resume_from``), so its training continues from that trial's
+    checkpoint (tests/test_trial_resume.py) instead of starting over."""
+    proposals: list[dict] = []
+    _simulate(tmp_path / "run", seed=0, trials=8, kill_after=3, proposals=proposals)
+    cut = proposals[3]
+    rerun = proposals[4]
+    assert "resume_from" not in cut and rerun["resume_from"] == cut["trial_id"]
+    assert rerun["arch_hash"] == cut["arch_hash"] and rerun["trial_id"] != cut["trial_id"]
+    assert not any("resume_from" in p for p in proposals[5:])
 
 
 def test_a_resumed_search_continues_instead_of_replaying(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -435,7 +455,7 @@ def test_sigterm_stops_like_ctrl_c_with_the_hint_and_no_running_trial(tmp_path: 
     driver = Driver("search", "--results-dir", str(tmp_path), "--run", "term", "--trials", "4", "--seed", "5",
                     *SYNTH, "--set", "epochs=3")
     try:
-        _wait_for(lambda: _records(run) >= 1 and "RUNNING" in _states(run), driver, "a trial in flight")
+        _wait_for(lambda: _records(run) >= 1 and _training(run), driver, "a trial in flight")
         os.kill(driver.pid, signal.SIGTERM)  # the driver only, as `timeout` or a scheduler does
         driver.wait(120)
     finally:
@@ -676,7 +696,8 @@ def test_postgresql_search_kill_resume_two_drivers_refused_and_no_password_anywh
     assert sorted(p.returncode for p in pair) == [0, 2], ends
     loser = ends[[p.returncode for p in pair].index(2)][1]
     assert _one_error(loser) and "is being driven by nas pid" in loser
-    assert len(_study(tmp_path / f"twin{[p.returncode for p in pair].index(0)}" / "twin", url).trials) == 2
+    winner = _study(tmp_path / f"twin{[p.returncode for p in pair].index(0)}" / "twin", url)
+    assert len([t for t in winner.trials if "arch" in t.user_attrs]) == 2  # not the proposals the pre-screen replaced
 
     # 4. PostgreSQL stopped mid-run: one error line; started again, the run resumes with every record intact
     stopped = Driver("search", "--results-dir", str(tmp_path), "--run", "down", "--trials", "3", "--storage", url,
