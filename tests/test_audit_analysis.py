@@ -251,3 +251,29 @@ def test_a_proxy_that_overflows_on_the_worst_members_is_also_read_as_the_pre_scr
     report = (tmp_path / "report" / "report.md").read_text()
     assert written.signal("zc_synflow (non-finite last)").n == 24
     assert "| `zc_synflow (non-finite last)` | zero-cost | 24 |" in report and "(non-finite last)`: the proxy" in report
+
+
+def test_the_search_defaults_are_read_against_the_audit(tmp_path: Path) -> None:
+    from nas.analysis.audit_choice import search_defaults
+    from nas.search.prescreen import DEFAULT_PROXY
+    from nas.search.settings import DEFAULT_FIDELITY
+
+    fids = (REFERENCE, PlantedFidelity(QUICK, noise=0.001, wall_s=10.0), PlantedFidelity(CHEAP, noise=0.05))
+    good = analyse(tmp_path, "good", fidelities=fids, proxies={"naswot": 0.3, "synflow": 0.95})
+    checked = search_defaults(good, choose_default_proxy(good))
+    assert (checked["prescreen"], checked["fidelity"]) == (DEFAULT_PROXY, DEFAULT_FIDELITY) == ("synflow", QUICK)
+    assert checked["prescreen_is_best_zero_cost"] and checked["prescreen_clears_bar"]
+    assert checked["fidelity_is_default_proxy"] and "the audit's default proxy" in checked["statement"]
+
+    poor = analyse(tmp_path, "poor", proxies={"naswot": 0.95, "synflow": -0.2}, overflow_worst={"synflow": 3})
+    checked = search_defaults(poor, choose_default_proxy(poor))
+    assert checked["prescreen_signal"] == "zc_synflow (non-finite last)"  # read as the pre-screen reads it
+    assert checked["prescreen_is_best_zero_cost"] is False and checked["best_zero_cost"] == "zc_naswot"
+    assert "not the best zero-cost reading here: zc_naswot" in checked["statement"]
+    assert not checked["fidelity_is_default_proxy"]
+
+    write_audit_report(make_audit_run(tmp_path / "r", proxies={"naswot": 0.95}), tmp_path / "report",
+                       n_resamples=FAST, plots=False)
+    assert "## The search's defaults against this audit" in (tmp_path / "report" / "report.md").read_text()
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["search_defaults"]["prescreen"] == "synflow"

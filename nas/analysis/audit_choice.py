@@ -14,6 +14,11 @@ with either sign, so the bar is the stronger reading) — are eligible; the winn
 divided by cost: a 1 CPU-s zero-cost proxy would then beat every fidelity by its cost alone, whatever its τ;
 cost acts as the limit and the tie-breaker instead. The statement says plainly when no affordable signal
 beats params and MACs and when none reaches τ ≥ 0.6 (and which audited signal, at what cost, would).
+
+``search_defaults``: the search's own defaults read against the audit — its pre-screen proxy as the pre-screen
+reads it (``zc_<name> (non-finite last)`` where the proxy overflowed, else ``zc_<name>``) beside the best
+zero-cost reading, and its training fidelity beside the default proxy the audit chose. It reports; changing a
+default stays a decision made in the code, with this table as its evidence.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.analysis.audit import AuditAnalysis, SignalResult, paired_bootstrap
+from nas.analysis.audit import NON_FINITE_LAST, AuditAnalysis, SignalResult, paired_bootstrap
 from nas.fidelity import Fidelity
 from nas.retrain.audit import correlate
 
@@ -169,4 +174,49 @@ def choose_default_proxy(analysis: AuditAnalysis, max_cpu_s: float = 40.0, targe
         "best_affordable": None if best_affordable is None else best_affordable.signal,
         "cheapest_reaching_good_tau": None if cheapest_good is None else cheapest_good.signal,
         "eligible": [s.signal for s in eligible], "refused": refused, "statement": " ".join(lines),
+    }
+
+
+def search_defaults(analysis: AuditAnalysis, choice: dict[str, Any], *, fidelity: str | None = None,
+                    proxy: str | None = None) -> dict[str, Any]:
+    """How the search's default training fidelity and pre-screen proxy fare on this audit (module docstring)."""
+    from nas.search.prescreen import DEFAULT_PROXY
+    from nas.search.settings import DEFAULT_FIDELITY
+
+    fidelity = fidelity or DEFAULT_FIDELITY
+    proxy = proxy or DEFAULT_PROXY
+    rows = {s.signal: s for s in analysis.table("accuracy")}
+    lines: list[str] = []
+    screen = rows.get(f"zc_{proxy}{NON_FINITE_LAST}") or rows.get(f"zc_{proxy}")
+    readings = [s for s in rows.values() if s.kind == "zero-cost" and s.tau is not None]
+    best_zc = max(readings, key=lambda s: s.tau, default=None)  # type: ignore[arg-type,return-value]
+    screen_best = screen_clears = None
+    if screen is None or screen.tau is None:
+        lines.append(f"The search pre-screens with {proxy}; this audit has no τ for it.")
+    else:
+        screen_best = best_zc is not None and screen.tau >= best_zc.tau - TAU_TIE  # type: ignore[operator]
+        screen_clears = screen.tau_lo is not None and screen.tau_lo > choice["bar"]
+        rank = ("the best zero-cost reading here" if screen_best else
+                f"not the best zero-cost reading here: {_fmt(best_zc)} ranks better")  # type: ignore[arg-type]
+        lines.append(f"The search pre-screens with {proxy} (`nas search --prescreen`): {_fmt(screen)}; {rank}; its "
+                     f"interval {'clears' if screen_clears else 'does not clear'} the params/MACs bar "
+                     f"{choice['bar']:.3f}.")
+    trained = rows.get(fidelity)
+    chosen = choice["chosen"]
+    if trained is None or trained.tau is None:
+        lines.append(f"The search trains its trials at `{fidelity}`, which this audit has no τ for.")
+    elif chosen == fidelity:
+        lines.append(f"The search trains its trials at `{fidelity}`, the audit's default proxy: {_fmt(trained)}.")
+    elif chosen is None:
+        lines.append(f"The search trains its trials at `{fidelity}`: {_fmt(trained)}. No signal qualifies as the "
+                     "default proxy (above), so the audit names nothing better to train at.")
+    else:
+        lines.append(f"The search trains its trials at `{fidelity}`: {_fmt(trained)}; the audit's default proxy "
+                     f"is `{chosen}` instead.")
+    return {
+        "prescreen": proxy, "prescreen_signal": None if screen is None else screen.signal,
+        "prescreen_tau": None if screen is None else screen.tau, "prescreen_is_best_zero_cost": screen_best,
+        "prescreen_clears_bar": screen_clears, "best_zero_cost": None if best_zc is None else best_zc.signal,
+        "fidelity": fidelity, "fidelity_tau": None if trained is None else trained.tau,
+        "fidelity_is_default_proxy": chosen == fidelity, "statement": " ".join(lines),
     }

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nas.analysis.audit import CI_LEVEL, TOP_SHARE, AuditAnalysis, SignalResult, analyze_audit
-from nas.analysis.audit_choice import bf16_verdict, choose_default_proxy
+from nas.analysis.audit_choice import bf16_verdict, choose_default_proxy, search_defaults
 from nas.analysis.files import _write_csv, _writing, check_report_dirs, safe_name
 from nas.analysis.markdown import _table
 from nas.atomic import atomic_write_text, jsonable
@@ -41,6 +41,7 @@ def write_audit_report(store: RunStore, out_dir: Path, *, plots: bool = True, n_
     analysis = analyze_audit(store, seed=seed, max_cpu_s=max_cpu_s, **kwargs)
     choice = choose_default_proxy(analysis, max_cpu_s=max_cpu_s)
     bf16 = bf16_verdict(analysis)
+    defaults = search_defaults(analysis, choice)
     files: dict[str, str] = {}
     with _writing(out_dir):
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -52,8 +53,9 @@ def write_audit_report(store: RunStore, out_dir: Path, *, plots: bool = True, n_
         if plots:
             files.update(_plots(analysis, out_dir, max_cpu_s))
         files.update(report_md="report.md", summary_json="summary.json")
-        atomic_write_text(out_dir / "report.md", render_audit(analysis, choice, bf16, files))
-        payload = analysis.to_dict() | {"default_proxy": choice, "bf16": bf16, "files": files}
+        atomic_write_text(out_dir / "report.md", render_audit(analysis, choice, bf16, files, defaults))
+        payload = analysis.to_dict() | {"default_proxy": choice, "bf16": bf16, "search_defaults": defaults,
+                                        "files": files}
         atomic_write_text(out_dir / "summary.json", json.dumps(jsonable(payload), indent=2, ensure_ascii=False) + "\n")
     analysis.files = sorted(out_dir / name for name in files.values())
     return analysis
@@ -174,7 +176,8 @@ def _cost(v: float | None) -> str:
     return "–" if v is None else ("0 (analytic)" if v == 0 else f"{v:.3g}")
 
 
-def render_audit(analysis: AuditAnalysis, choice: dict[str, Any], bf16: dict[str, Any], files: dict[str, str]) -> str:
+def render_audit(analysis: AuditAnalysis, choice: dict[str, Any], bf16: dict[str, Any], files: dict[str, str],
+                 defaults: dict[str, Any] | None = None) -> str:
     """report.md of an audit (no I/O)."""
     ref = analysis.fidelity(analysis.reference)
     lines = [f"# Audit `{analysis.run}`: how well cheap signals rank the panel", "",
@@ -219,6 +222,8 @@ def render_audit(analysis: AuditAnalysis, choice: dict[str, Any], bf16: dict[str
     if choice["refused"]:
         lines += _table(["refused signal", "CPU-s / eval", "why"],
                         [[f"`{r['signal']}`", _cost(r["cpu_s"]), r["reason"]] for r in choice["refused"]])
+    if defaults is not None:
+        lines += ["## The search's defaults against this audit", "", defaults["statement"], ""]
     lines += ["## bf16 against fp32", "", bf16["statement"], "", f"Rule: {bf16['rule']}.", ""]
     lines += _dropped_section(analysis)
     scatters = [(k, v) for k, v in files.items() if k.startswith("scatter_")]

@@ -26,6 +26,7 @@ from nas.space import Budget, format_count, load_target
 from nas.storage import mask_text, mask_url
 
 DEFAULT_SPACE = "search_spaces/bottleneck.yaml"
+DEFAULT_FIDELITY = "quick"  # the training proxy of every trial; `nas audit` reports how well it ranks
 DEFAULT_TRIALS = 20  # ~10–11 min with the pre-screen on this 2-core machine (the main job's ≤ 15 min)
 DEFAULT_OBJECTIVES = "accuracy,interference"
 # From bench/search_quality.py (results/bench/search_quality): with the synflow pre-screen every sampler is within
@@ -150,7 +151,7 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     objectives = parse_objectives(opts.objectives or DEFAULT_OBJECTIVES, opts.interference or DEFAULT_INTERFERENCE)
     from nas.fidelity import get_fidelity
 
-    fidelity = opts.fidelity or get_fidelity("quick")
+    fidelity = opts.fidelity or get_fidelity(DEFAULT_FIDELITY)
     trials = opts.trials or DEFAULT_TRIALS
     dataset = opts.dataset or "fashion-mnist"
     if dataset not in DATASETS:

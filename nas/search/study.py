@@ -26,7 +26,7 @@ from nas.panel import choice_levels
 from nas.run import RunConfig, RunStore
 from nas.sampling import Shape, fit
 from nas.search.batch import DesignedOptions, Job, new_store, resumed, run_designed, run_jobs
-from nas.search.settings import default_space
+from nas.search.settings import DEFAULT_FIDELITY, default_space
 from nas.space import Space, load_target
 from nas.space.schema import CHOICE_NAMES
 
@@ -185,7 +185,7 @@ def new_study_config(opts: StudyOptions, shape: Shape) -> tuple[RunConfig, RunSt
     config = RunConfig(
         kind="study", space_file=space_file, space_name=target.space.name, space=target.space.spec.raw,
         budget=target.budget, objectives=objectives, sampler="factorial",
-        fidelity=opts.fidelity or get_fidelity("quick"), trials=feasible * repeats, seed=opts.seed or 0,
+        fidelity=opts.fidelity or get_fidelity(DEFAULT_FIDELITY), trials=feasible * repeats, seed=opts.seed or 0,
         design=design, **opts.config_fields(store),
     )
     return config, store
