@@ -261,7 +261,7 @@ def test_eta_of_trials_that_differ_in_work_weighs_what_is_left() -> None:
     objectives = parse_objectives("accuracy,interference", "polysemanticity")
     record = TrialRecord(trial_id=0, status="complete", arch="a", arch_hash="0" * 12, fidelity="ref", accuracy=0.5,
                          polysemanticity=0.5)
-    state = SearchState(total=4, work={0: 100.0, 1: 100.0, 2: 5.0, 3: 5.0}, work_total=210.0)
+    state = SearchState(total=4, work={0: 100.0, 1: 100.0, 2: 5.0, 3: 5.0})
     state.carry([], objectives)
     state.started = time.monotonic() - 100.0
     state.add(record, objectives)

@@ -141,7 +141,6 @@ def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, 
         for key, record in evaluated(other.records()).items():
             outside.setdefault(key, (record, f" of run {other.name}"))
     state = SearchState(total=len(jobs), work={j.trial_id: image_passes(j.fidelity, data) for j in jobs})
-    state.work_total = sum(state.work.values())
     state.carry(store.records(), config.objectives)
     pending: list[Job] = []
     waiting: list[Job] = []  # identical to a pending job: recorded from its result

@@ -26,9 +26,8 @@ class SearchState:
     kept: int = 0  # records (reused ones included) kept from before a resume: not trained in this process
     kept_reused: int = 0
     # work of each trial id, for the ETA of runs whose trials differ in cost (an audit's fidelities); a trial
-    # not named weighs 1. work_total None: every trial weighs 1 (a search).
+    # not named weighs 1, and with none named every trial weighs 1 (a search).
     work: dict[int, float] = field(default_factory=dict)
-    work_total: float | None = None
     work_done: float = 0.0  # final records, reused and kept ones included
     work_trained_here: float = 0.0  # final records this process trained
 
@@ -41,7 +40,7 @@ class SearchState:
 
     def eta(self, elapsed: float) -> float:
         """Seconds left: the work not yet done at the pace of this process's trials (NaN before the first)."""
-        total = self.total if self.work_total is None else self.work_total
+        total = sum(self.work.values()) if self.work else self.total
         if self.trained_here <= 0 or self.work_trained_here <= 0:
             return float("nan")
         return elapsed / self.work_trained_here * max(0.0, total - self.work_done)
