@@ -33,7 +33,10 @@ from nas.objectives import ZERO_COST_NAMES
 PROXIES: tuple[str, ...] = ZERO_COST_NAMES
 # The default, from bench/search_quality.py on results/study (100 seeds per configuration): a synflow pre-screen
 # of 8 raises the normalised hypervolume at 20 trials ×1.35–1.40 over random sampling, whatever the sampler;
-# no sampler without it is distinguishable from random there. `--prescreen none` turns it off.
+# no sampler without it is distinguishable from random there. The audit (results/audit) does not overturn it:
+# no zero-cost proxy clears params against its reference, and NASWOT (the audit's best zero-cost τ, +0.34
+# against synflow's +0.19, intervals overlapping) pre-screens below random in the same replay (×0.64–0.68).
+# `--prescreen none` turns it off.
 DEFAULT_PROXY = "synflow"
 DEFAULT_POOL = 8  # candidates per trial when --prescreen-pool is not given
 OFF = ("none", "off")  # --prescreen values that turn the pre-screen off
