@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import struct
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -277,3 +278,15 @@ def test_the_search_defaults_are_read_against_the_audit(tmp_path: Path) -> None:
     assert "## The search's defaults against this audit" in (tmp_path / "report" / "report.md").read_text()
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["search_defaults"]["prescreen"] == "synflow"
+
+
+def test_cost_chart_labels_of_one_column_keep_their_order_and_a_gap() -> None:
+    from nas.analysis.audit_report import spread_labels
+
+    points = [(1.60, 0.56), (1.64, 0.55), (1.67, 0.50), (1.57, 0.54), (1.58, 0.61), (-0.46, 0.34), (1.13, -0.29)]
+    heights = spread_labels(points, x_near=0.35, gap=0.045)
+    column = sorted(range(5), key=lambda i: points[i][1])
+    placed = [heights[i] for i in column]
+    assert all(b - a >= 0.045 - 1e-12 for a, b in pairwise(placed))
+    assert abs(sum(placed) / 5 - sum(points[i][1] for i in column) / 5) < 1e-12
+    assert heights[5:] == [0.34, -0.29]  # alone in their columns: left where they are

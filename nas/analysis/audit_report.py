@@ -108,11 +108,40 @@ def scatter_plot(path: Path, results: list[SignalResult], reference: str) -> Pat
     return save(fig, path)
 
 
+LABEL_X_NEAR = 0.35  # points closer than this in log10(CPU-s) share a label column
+LABEL_GAP = 0.045  # least vertical distance between two labels of one column, in τ
+LABEL_X_SHIFT = 0.12  # labels sit this far right of their point, in log10(CPU-s)
+LABEL_ROOM = 1.1  # room kept right of the costliest point for its label, in log10(CPU-s)
+
+
+def spread_labels(points: list[tuple[float, float]], *, x_near: float, gap: float) -> list[float]:
+    """Label heights for ``(x, y)`` points: points whose x lie within ``x_near`` of a neighbour form one column,
+    whose labels keep the points' order and at least ``gap`` between them, centred on the points' mean height."""
+    heights = [y for _, y in points]
+    order = sorted(range(len(points)), key=lambda i: points[i][0])
+    columns: list[list[int]] = []
+    for i in order:
+        if columns and points[i][0] - points[columns[-1][-1]][0] < x_near:
+            columns[-1].append(i)
+        else:
+            columns.append([i])
+    for column in columns:
+        column.sort(key=lambda i: points[i][1])
+        placed = [points[column[0]][1]]
+        for i in column[1:]:
+            placed.append(max(points[i][1], placed[-1] + gap))
+        shift = sum(points[i][1] for i in column) / len(column) - sum(placed) / len(placed)
+        for i, y in zip(column, placed, strict=True):
+            heights[i] = y + shift
+    return heights
+
+
 def tau_cost_plot(path: Path, rows: list[SignalResult], target: str, max_cpu_s: float) -> Path:
     """Kendall τ (95 % interval as error bars) against CPU-seconds per evaluation, log x."""
     from nas.analysis.plots import _figure, save
 
-    fig, ax = _figure(7.8, 5.0)
+    fig, ax = _figure(9.0, 5.6)
+    points: list[tuple[float, float, str, str]] = []  # x, τ, label, colour
     shown_rows = [s for s in rows if s.tau is not None and s.cpu_s is not None]
     positive = [s.cpu_s for s in shown_rows if s.cpu_s and s.cpu_s > 0]
     floor = min(positive) / 4 if positive else 0.1
@@ -125,10 +154,15 @@ def tau_cost_plot(path: Path, rows: list[SignalResult], target: str, max_cpu_s: 
         lo = np.array([s.tau if s.tau_lo is None else s.tau_lo for s in group], dtype=float)
         hi = np.array([s.tau if s.tau_hi is None else s.tau_hi for s in group], dtype=float)
         ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", color=color, capsize=3, label=kind)
-        for j, (s, xi, yi) in enumerate(zip(group, x, y, strict=True)):
-            label = _short(s.signal, 26) + (" (analytic)" if not s.cpu_s else "")
-            ax.annotate(label, (xi, yi), textcoords="offset points", xytext=(4, 3 - 11 * (j % 2)), fontsize=7)
+        points += [(float(xi), float(yi), _short(s.signal, 34) + (" (analytic)" if not s.cpu_s else ""), color)
+                   for s, xi, yi in zip(group, x, y, strict=True)]
+    label_y = spread_labels([(math.log10(px), py) for px, py, _, _ in points], x_near=LABEL_X_NEAR, gap=LABEL_GAP)
+    for (px, py, label, color), ly in zip(points, label_y, strict=True):
+        ax.annotate(label, (px, py), xytext=(px * 10 ** LABEL_X_SHIFT, ly), textcoords="data", fontsize=7,
+                    va="center", color=color, arrowprops={"arrowstyle": "-", "lw": 0.5, "color": color})
     ax.set_xscale("log")
+    if points:
+        ax.set_xlim(min(px for px, *_ in points) / 2, max(px for px, *_ in points) * 10 ** LABEL_ROOM)
     ax.axvline(max_cpu_s, color="#d62728", ls="--", lw=0.9, label=f"limit {max_cpu_s:g} CPU-s")
     ax.axhline(0.6, color="black", ls=":", lw=0.8, label="τ = 0.6")
     ax.axhline(0.0, color="black", lw=0.5)
