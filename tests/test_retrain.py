@@ -264,7 +264,7 @@ def test_bad_options_refused_before_anything(
     started = time.monotonic()
     pick = [] if option[0] == "--top" else ["--trial", "0"]
     assert main(["retrain", str(run), *pick, "--results-dir", str(tmp_path / "r"), *option, *FID]) == 2
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 60  # a hang guard (training would start), not a speed target
     err = one_error(capsys)
     assert option[0] in err and len(err.splitlines()) == 1
     assert snapshot(run) == before and not (tmp_path / "r").exists()
