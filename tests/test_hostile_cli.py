@@ -37,7 +37,7 @@ LONG_ARCH = "/".join(["stem_c8_k3_s1", *["basic_d1_s1_c8_k3_relu_bn"] * 200])  #
 GARBAGE = "x" * 100_000
 MAX_LINE = 400
 MAX_SECONDS = 60.0  # a hang guard (a refusal that waits on a lock or starts training), not a speed target:
-# refusals take ~0.1 s, but the first in a process imports torch and Ray Tune (13 s once in the full suite)
+# refusals take 0.1–1 s here, yet `search --budget 1e12` once took 13 s in the full suite (1.1 s alone)
 
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
