@@ -95,6 +95,9 @@ def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
     return total
 
 
+LATENCY_REPEATS, LATENCY_WARMUP = 50, 10  # a trained network's batch-1 latency: median of 50 timed passes
+
+
 def latency_ms(model: nn.Module, example: torch.Tensor, *, repeats: int = 20, warmup: int = 3) -> float:
     """Median wall time of one forward pass at batch 1 on the CPU, channels_last, inference mode."""
     model = model.eval().to(memory_format=torch.channels_last)

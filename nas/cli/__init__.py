@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "retrain": "retrain",
     "audit": "audit",
     "study": "study",
+    "compare": "compare",
 }
 
 

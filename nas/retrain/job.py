@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from nas.data import DatasetSplits
     from nas.run import TrialRecord
 
-LATENCY_REPEATS, LATENCY_WARMUP = 50, 10
-
 
 def resume_note(job: Job) -> str | None:
     """Where a resumed job continues ('resuming after epoch 3 of 30: …'), or None when it starts afresh."""
@@ -44,7 +42,7 @@ def retrain_one(
     """Train one candidate (checkpoint every epoch), measure it on the test split, export it, write metrics.json."""
     import torch
 
-    from nas.complexity import latency_ms
+    from nas.complexity import LATENCY_REPEATS, LATENCY_WARMUP, latency_ms
     from nas.evaluate import evaluate
     from nas.retrain.export import ONNX_NAME, export_onnx, save_export
 

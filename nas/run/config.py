@@ -9,7 +9,7 @@ instead of misread.
 Keys (every one is written; ``null`` where it does not apply)::
 
     version         schema version (1)
-    kind            search | audit | study
+    kind            search | audit | study | compare
     name            run (and Optuna study) name
     created         ISO time the run was created
     space_file      the space file it was read from (for the record; the space itself is below)
@@ -51,7 +51,7 @@ from nas.objectives import Objective
 from nas.space import Budget
 
 SCHEMA_VERSION = 1
-RUN_KINDS = ("search", "audit", "study")
+RUN_KINDS = ("search", "audit", "study", "compare")
 
 
 @dataclass

@@ -43,14 +43,14 @@ class Job:
         return (self.arch_hash, self.fidelity.name, self.seed)
 
 
-def load_trial_data(dataset: str, data_dir: str | None, resolution: int | None) -> Any:
-    """A data set as trials see it: without its test split (only retraining measures on it)."""
+def load_trial_data(dataset: str, data_dir: str | None, resolution: int | None, *, test: bool = False) -> Any:
+    """A data set as trials see it: without its test split unless ``test`` (a comparison measures on it once)."""
     import dataclasses
 
     from nas.data import load_dataset
 
     data = load_dataset(dataset, data_dir=data_dir, resolution=resolution)
-    return dataclasses.replace(data, test_x=data.test_x[:0], test_y=data.test_y[:0])
+    return data if test else dataclasses.replace(data, test_x=data.test_x[:0], test_y=data.test_y[:0])
 
 
 def evaluated(records: Iterable[TrialRecord]) -> dict[tuple[str, str, int], TrialRecord]:
@@ -132,14 +132,21 @@ def driving(store: RunStore, config: RunConfig, *, new: bool) -> Iterator[str | 
 
 
 def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, console: Any,
-             reuse_from: Iterable[RunStore] = ()) -> int:
-    """Run every job that has no record yet; 0 when all ran, else 130 (Ctrl-C) or 143 (SIGTERM): resumable."""
+             reuse_from: Iterable[RunStore] = (), final: bool = False) -> int:
+    """Run every job that has no record yet; 0 when all ran, else 130 (Ctrl-C) or 143 (SIGTERM): resumable.
+
+    ``final``: each trained network is also measured on the test split, timed at batch 1 and exported
+    (:func:`nas.search.trainable.final_measurements`); reuse then only takes records that hold those.
+    """
     done = {r.trial_id for r in store.records()}
     known = evaluated(store.records())
     outside: dict[tuple[str, str, int], tuple[TrialRecord, str]] = {}
     for other in reuse_from:
         for key, record in evaluated(other.records()).items():
             outside.setdefault(key, (record, f" of run {other.name}"))
+    if final:
+        known = {k: r for k, r in known.items() if r.value("test_accuracy") is not None}
+        outside = {k: v for k, v in outside.items() if v[0].value("test_accuracy") is not None}
     state = SearchState(total=len(jobs), work={j.trial_id: image_passes(j.fidelity, data) for j in jobs})
     state.carry(store.records(), config.objectives)
     pending: list[Job] = []
@@ -158,7 +165,7 @@ def run_jobs(config: RunConfig, store: RunStore, jobs: list[Job], data: Any, *, 
             pending.append(job)
     stopped = 0
     if pending:
-        stopped = _drive(config, store, pending, data, state, console)
+        stopped = _drive(config, store, pending, data, state, console, final)
     if not stopped:
         known = evaluated(store.records())
         for job in waiting:
@@ -190,7 +197,7 @@ def job_trial(config: dict[str, Any], data: Any = None, jobs: dict[int, dict[str
 
 
 def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, state: SearchState,
-           console: Any) -> int:
+           console: Any, final: bool) -> int:
     from nas.ray_session import cluster_resources, exit_code, ray_session, trial_slots
 
     with ray_session(config.address):
@@ -202,7 +209,7 @@ def _drive(config: RunConfig, store: RunStore, pending: list[Job], data: Any, st
         per, workers = trial_slots(config.cpus_per_trial, config.workers, cpus)
         gpus = config.gpus_per_trial
         common = {"run_dir": str(store.root), "threads": per, "device": "cuda" if gpus > 0 else "cpu",
-                  "objectives": [o.name for o in config.objectives], "report_epochs": False}
+                  "objectives": [o.name for o in config.objectives], "report_epochs": False, "final": final}
         by_id = {j.trial_id: j for j in pending}
         specs = {j.trial_id: {"trial_id": j.trial_id, "arch": j.arch, "params": j.params, "seed": j.seed,
                               "fidelity": j.fidelity.to_dict()} for j in pending}
@@ -266,12 +273,14 @@ def run_designed(
     execute: Callable[[RunConfig, RunStore, Any], int],
     report: Callable[[RunStore, Path], None],
     console: Any,
+    test_split: bool = False,
 ) -> tuple[RunStore, int]:
     """The life of a designed run (`nas audit`, `nas study`): plan or resume it, run what is missing, report.
 
     ``plan`` makes a new run's config and folder, ``replan`` re-reads a stored one for --resume (refusing
     options that change its design), ``execute`` runs its jobs (0, or 130/143 when stopped: resumable) and
-    ``report`` writes its report folder. With --report only the report is written. Returns (store, status).
+    ``report`` writes its report folder. With --report only the report is written. ``test_split``: the trials
+    get the data set's test split (a comparison's). Returns (store, status).
     """
     from nas.sampling import Shape
     from nas.search.settings import SearchOptions, check_options
@@ -285,10 +294,10 @@ def run_designed(
             write_report(store, report, console)
             return store, 0
         stored = store.read_config()
-        data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution)
+        data = load_trial_data(stored.dataset, stored.data_dir, stored.resolution, test=test_split)
         config = replan(store, Shape(data.in_channels, data.resolution, data.num_classes))
     else:
-        data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution)
+        data = load_trial_data(opts.dataset or "fashion-mnist", opts.data_dir, opts.resolution, test=test_split)
         config, store = plan(Shape(data.in_channels, data.resolution, data.num_classes))
     with driving(store, config, new=not opts.resume) as note:
         if note:

@@ -118,6 +118,8 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
             shutil.rmtree(resume_dir, ignore_errors=True)
             result = train()
         metrics = {k: v for k, v in result.metrics.items() if k != "layers"}
+        if config.get("final"):
+            metrics.update(final_measurements(result.model, arch, data, fidelity, config, trial_id))
         if not metrics["activations_finite"]:
             log.info("non-finite activations: %s", metrics["interference_reason"])
         require_finite_objectives(metrics, config["objectives"])
@@ -135,6 +137,30 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
     log.info("trial %d %s %s", trial_id, report["status"], report.get("reason", ""))
     tune.report({"status": report["status"], "epochs": report.get("epochs"), "accuracy": report.get("accuracy"),
                  "record": report})
+
+
+def final_measurements(model: Any, arch: Any, data: Any, fidelity: Any, config: dict[str, Any],
+                       trial_id: int) -> dict[str, Any]:
+    """What a trained network of a comparison adds: test accuracy (the test split, read once), batch-1 latency on
+    the trial's threads, and its export (safetensors + arch.json) under ``trials/<id>/export/``."""
+    import torch
+
+    from nas.complexity import LATENCY_REPEATS, LATENCY_WARMUP, latency_ms
+    from nas.evaluate import measure_trained
+    from nas.retrain.export import save_export
+
+    device = torch.device(config["device"])
+    test = measure_trained(model, data, fidelity, device=device, split="test")
+    cpu_model = model.to("cpu").float().eval()
+    example = torch.randn(1, data.in_channels, data.resolution, data.resolution)
+    latency = latency_ms(cpu_model, example, repeats=LATENCY_REPEATS, warmup=LATENCY_WARMUP)
+    folder = RunStore(config["run_dir"]).trial_dir(trial_id) / "export"
+    save_export(cpu_model, arch, folder, in_channels=data.in_channels, num_classes=data.num_classes,
+                resolution=data.resolution,
+                extra={"dataset": data.name, "class_names": list(data.class_names), "mean": list(data.mean),
+                       "std": list(data.std), "fidelity": fidelity.name, "seed": int(config["seed"])})
+    return {"test_accuracy": test["accuracy"], "test_images": len(data.test_y), "latency_ms": latency,
+            "latency_threads": torch.get_num_threads()}
 
 
 def require_finite_objectives(metrics: dict[str, Any], objectives: list[str]) -> None:

@@ -150,6 +150,27 @@ class Architecture:
             return self
         return replace(self, stem=replace(self.stem, stride=1, pool=False))
 
+    @property
+    def downsamplings(self) -> int:
+        """Halvings of the input size: the stem's stride (4 counts two), its max-pool, each stride-2 stage."""
+        return self.stem.stride.bit_length() - 1 + int(self.stem.pool) + sum(s.stride == 2 for s in self.stages)
+
+    def with_downsamplings(self, n: int) -> Architecture:
+        """The network with its earliest stride-2 stages run at stride 1 until at most ``n`` halvings remain.
+
+        This is how the small-input versions of ImageNet networks keep a useful final feature map (CIFAR
+        MobileNetV2 runs its first stride-2 stage at stride 1); the stem is left as it is.
+        """
+        extra = self.downsamplings - n
+        stages = list(self.stages)
+        for i, stage in enumerate(stages):
+            if extra <= 0:
+                break
+            if stage.stride == 2:
+                stages[i] = replace(stage, stride=1)
+                extra -= 1
+        return replace(self, stages=tuple(stages))
+
     def with_widths(self, stem_width: int, stage_widths: list[int], head_width: int | None) -> Architecture:
         """Same choices, new absolute widths (used by the budget solver)."""
         stages = tuple(replace(s, width=w) for s, w in zip(self.stages, stage_widths, strict=True))
