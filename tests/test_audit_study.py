@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +10,7 @@ import pytest
 
 from nas.cli import main
 from nas.run import RunStore
+from nas.testing.process import kill_after
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "train_images=96,val_images=60,probe_images=60,batch_size=32"
@@ -42,24 +39,7 @@ def _panel(tmp_path: Path, archs: list[str]) -> Path:
 
 
 def _kill_after(cmd: list[str], run: Path, records: int) -> None:
-    """Start ``cmd`` as its own process group; SIGKILL it once ``records`` trial records exist."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if len(list((run / "trials").glob("*/metrics.json"))) >= records:
-                break
-            if proc.poll() is not None:
-                pytest.fail("the run ended before it could be killed")
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"no {records} records in time")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    kill_after(cmd, run, records, cwd=ROOT)
 
 
 def _snapshot(store: RunStore) -> dict[int, dict]:

@@ -210,12 +210,12 @@ def test_compare_end_to_end_on_a_tiny_search(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # a killed comparison under Ray (1-3 min): make test-all
 def test_compare_kill_and_resume_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    from tests.test_audit_study import _kill_after
+    from nas.testing.process import kill_after
 
     run = _tiny_search(tmp_path)
     cmd = [sys.executable, "-m", "nas.cli", *COMPARE, "--long", "none", "--runs", str(run), "--results-dir",
            str(tmp_path), "--run", "c"]
-    _kill_after(cmd, tmp_path / "c", 2)
+    kill_after(cmd, tmp_path / "c", 2, cwd=ROOT)
     store = RunStore(tmp_path / "c")
     kept = {r.trial_id: r.to_dict() for r in store.records()}
     assert len(kept) >= 2

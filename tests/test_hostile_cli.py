@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from nas.cli import main
+from nas.space import Budget
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -500,6 +501,43 @@ CASES: dict[str, Case] = {
     "study-epochs-0": lambda tmp: ["study", *SYN, "--epochs", "0"],
     "study-report-missing-run": lambda tmp: ["study", "--report", "--run", "nope"],
     "study-run-nul": lambda tmp: ["study", *SYN, "--run", "s\0"],
+    # ---- compare: sources, numbers and recipes, all refused before data, Ray or a folder
+    "compare-nothing": lambda tmp: ["compare", *SYN],
+    "compare-runs-missing": lambda tmp: ["compare", *SYN, "--runs", "nope"],
+    "compare-runs-empty-folder": lambda tmp: ["compare", *SYN, "--runs", _folder(tmp, "empty")],
+    "compare-runs-file": lambda tmp: ["compare", *SYN, "--runs", _file(tmp, "f.txt", "x")],
+    "compare-runs-garbage": lambda tmp: ["compare", *SYN, "--runs", GARBAGE],
+    "compare-runs-nul": lambda tmp: ["compare", *SYN, "--runs", "run\0"],
+    "compare-runs-no-front": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp, name="none", n=0))],
+    "compare-runs-two-budgets": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp, name="a")),
+                                             str(_run(tmp, name="b", budget=Budget(300_000)))],
+    "compare-runs-two-datasets": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp, name="a")),
+                                              str(_run(tmp, name="b", dataset="cifar10"))],
+    "compare-runs-not-search": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp, name="a", kind="study"))],
+    "compare-random-0": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--random", "0"],
+    "compare-random-negative": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--random", "-2"],
+    "compare-random-huge": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--random", str(10**30)],
+    "compare-random-no-budget": lambda tmp: ["compare", *SYN, "--random", "3"],
+    "compare-top-0": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--top", "0"],
+    "compare-seeds-0": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--seeds", "0"],
+    "compare-seeds-huge": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--seeds", "999"],
+    "compare-seed-negative": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--seed", "-1"],
+    "compare-fidelity-unknown": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--fidelity", "ludicrous"],
+    "compare-fidelity-epochs-0": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--fidelity",
+                                              "quick:epochs=0"],
+    "compare-fidelity-lr-nan": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--fidelity", "quick:lr=nan"],
+    "compare-long-same": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--fidelity", "full", "--long",
+                                      "full"],
+    "compare-long-garbage": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--long", GARBAGE],
+    "compare-baseline-unknown": lambda tmp: ["compare", *SYN, "--budget", "20k", "--baselines", "lenet"],
+    "compare-baselines-infeasible": lambda tmp: ["compare", *SYN, "--budget", "10", "--baselines"],
+    "compare-budget-conflict": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--budget", "300k"],
+    "compare-arch-garbage": lambda tmp: ["compare", *SYN, "--arch", GARBAGE],
+    "compare-arch-huge-width": lambda tmp: ["compare", *SYN, "--arch", HUGE_WIDTH],
+    "compare-workers-0": lambda tmp: ["compare", *SYN, "--runs", str(_run(tmp)), "--workers", "0"],
+    "compare-resume-without-run": lambda tmp: ["compare", "--resume"],
+    "compare-resume-missing-run": lambda tmp: ["compare", "--resume", "--run", "nope"],
+    "compare-report-search-run": lambda tmp: ["compare", "--report", "--run", str(_run(tmp))],
     # ---- analyze: runs that are not runs, damaged runs, report folders that cannot be
     "analyze-missing": lambda tmp: ["analyze", "nope"],
     "analyze-file": lambda tmp: ["analyze", _file(tmp, "f.txt", "x")],

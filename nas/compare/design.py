@@ -252,8 +252,9 @@ def plan_members(opts: CompareOptions, shape: Shape,
     given = arch_members(opts.archs, budget, shape)
     members = _unique(interleave([found, drawn, base, given]))
     if not members:
-        raise BudgetError("no member of the comparison could be built: "
-                          + "; ".join(f"{b['name']}: {b['reason']}" for b in infeasible)[:400])
+        names = ", ".join(b["name"] for b in infeasible)
+        raise BudgetError(f"no member of the comparison can be built at this budget: every baseline ({names}) is "
+                          f"infeasible; the first because {shown(infeasible[0]['reason'], 160)}")
     design = {"runs": [str(s.root) for s, _ in runs], "top": top if runs else None, "random": opts.random,
               "random_seed": (opts.seed or 0) if opts.random is not None else None, "baselines": opts.baselines,
               "downsamplings": downsamplings, "infeasible_baselines": infeasible, "notes": notes,
