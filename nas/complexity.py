@@ -45,8 +45,20 @@ class ComplexityReport:
         return asdict(self)
 
 
+def _fvcore_nn() -> Any:
+    """``fvcore.nn``, imported without the DeprecationWarning its focal-loss module raises by calling
+    ``torch.jit.script`` at import (fvcore's code, not ours; nothing of it runs here)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
+        import fvcore.nn
+        import fvcore.nn.jit_handles
+    return fvcore.nn
+
+
 def _elementwise(inputs: list[Any], outputs: list[Any]) -> int:
-    from fvcore.nn.jit_handles import get_shape
+    get_shape = _fvcore_nn().jit_handles.get_shape
 
     shape = get_shape(outputs[0]) if outputs else None
     return int(prod(shape)) if shape else 0
@@ -56,7 +68,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, 
     """Total MACs, MACs by module name (one level down) and the element-wise ops counted by our handler."""
     import logging
 
-    from fvcore.nn import FlopCountAnalysis
+    FlopCountAnalysis = _fvcore_nn().FlopCountAnalysis
 
     logging.getLogger("fvcore").setLevel(logging.ERROR)
     was_training = model.training

@@ -208,11 +208,11 @@ def loss_matrix(values: np.ndarray, objectives: Sequence[Objective]) -> np.ndarr
 
 
 def front_ranks(losses: np.ndarray) -> np.ndarray:
-    """Front number of every point (1 = non-dominated; equal points share a front), by Optuna's fast sort."""
+    """Front number of every point (1 = non-dominated; equal points share a front), by moocore's Pareto ranking."""
+    import moocore
     import numpy as np
-    from optuna.study._multi_objective import _fast_non_domination_rank
 
     losses = np.asarray(losses, dtype=float)
     if len(losses) == 0:
         return np.zeros(0, dtype=int)
-    return np.asarray(_fast_non_domination_rank(losses), dtype=int) + 1
+    return np.asarray(moocore.pareto_rank(losses.reshape(len(losses), -1)), dtype=int) + 1

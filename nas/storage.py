@@ -34,23 +34,66 @@ POSTGRES_EXTRA = ("PostgreSQL storage needs the psycopg driver: pip install 'psy
                   "installs it, as the postgres extra: pip install -e '.[postgres]')")
 _LOCK_NAMESPACE = 0x6E6173  # "nas": the first key of our PostgreSQL advisory locks
 
-_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:@/\s]*:)(?P<password>[^@\s]*)@")
-_QUERY = re.compile(r"(?P<head>[?&]password=)(?P<password>[^&\s]*)", re.IGNORECASE)
-
-
-def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with the password of every URL in it (and every string of ``secrets``) replaced by ***."""
-    text = _USERINFO.sub(lambda m: m["head"] + (MASK if m["password"] else "") + "@", text)
-    text = _QUERY.sub(lambda m: m["head"] + MASK, text)
-    for secret in secrets:
-        if secret and secret != MASK:
-            text = text.replace(secret, MASK)
-    return text
+PASSWORD_KEYS = ("password", "passwd", "pwd")  # query-string keys whose values are passwords
 
 
 def mask_url(url: str | None) -> str | None:
-    """The URL with its password (if any) replaced by ***; None stays None."""
-    return None if url is None else mask_text(url)
+    """The URL with its password replaced by ***; None stays None.
+
+    Read as a URL, not searched by pattern: the user information runs from ``://`` to the **last** ``@``
+    (a password may hold ``@``, ``/``, ``#``, ``:``, ``?``, spaces or %-escapes), the password is what
+    follows the user's first ``:``; in the query string every ``password``/``passwd``/``pwd`` value is
+    masked. When the last ``@`` lies in the path or query, more than the password is hidden, never less.
+    """
+    if url is None:
+        return None
+    head, sep, rest = url.partition("://")
+    if not sep:
+        return _mask_query(url)
+    at = rest.rfind("@")
+    if at >= 0:
+        user, colon, password = rest[:at].partition(":")
+        if colon and password:
+            rest = f"{user}:{MASK}{rest[at:]}"
+    return head + sep + _mask_query(rest)
+
+
+def _mask_query(text: str) -> str:
+    from urllib.parse import unquote_plus
+
+    base, mark, query = text.partition("?")
+    if not mark:
+        return text
+    parts = []
+    for part in query.split("&"):
+        key, eq, _value = part.partition("=")
+        parts.append(f"{key}={MASK}" if eq and unquote_plus(key).strip().lower() in PASSWORD_KEYS else part)
+    return base + mark + "&".join(parts)
+
+
+def mask_argv(argv: list[str]) -> list[str]:
+    """A command line with every URL argument masked (``--storage URL`` and ``--storage=URL`` alike)."""
+    out = []
+    for arg in argv:
+        option, eq, value = arg.partition("=")
+        if eq and option.startswith("--") and "://" in value:
+            out.append(f"{option}={mask_url(value)}")
+        else:
+            out.append(str(mask_url(arg)) if "://" in arg or "?" in arg else arg)
+    return out
+
+
+def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Free text (an error message) with each URL-like word masked and every string of ``secrets`` replaced.
+
+    Words are split on white space, so a URL whose password holds a space is masked only through ``secrets``
+    (its password): mask a URL with :func:`mask_url` before putting it into text.
+    """
+    for secret in secrets:
+        if secret and secret != MASK:
+            text = text.replace(secret, MASK)
+    return re.sub(r"\S*(?:://|[?&](?:password|passwd|pwd)=)\S*", lambda m: str(mask_url(m[0])), text,
+                  flags=re.IGNORECASE)
 
 
 def password_of(url: str) -> str | None:
@@ -71,14 +114,14 @@ def connect_url(url: str) -> str:
 
 def same_storage(given: str, stored: str) -> bool:
     """Whether a URL given on --resume names the stored one (whose password is masked)."""
-    return mask_text(given) == stored or given == stored
+    return mask_url(given) == stored or given == stored
 
 
 def check_url(url: str, option: str = "--storage") -> str:
     """The dialect of a URL SQLAlchemy can parse and Optuna can use; ConfigError (password masked) otherwise."""
     parsed = _parse(url)
     if parsed is None:
-        raise ConfigError(f"{option} {shown(mask_text(url))} is not a database URL (e.g. postgresql://user@host/db "
+        raise ConfigError(f"{option} {shown(mask_url(url))} is not a database URL (e.g. postgresql://user@host/db "
                           "or sqlite:///path/study.db)")
     dialect = parsed.get_backend_name()
     if dialect not in DIALECTS:
@@ -90,7 +133,7 @@ def describe(url: str) -> str:
     """Where a storage lives, for messages: 'PostgreSQL database nas at 127.0.0.1:5432' or 'SQLite file PATH'."""
     parsed = _parse(url)
     if parsed is None:
-        return shown(mask_text(url))
+        return shown(mask_url(url))
     dialect = parsed.get_backend_name()
     if dialect == "sqlite":
         return f"SQLite file {parsed.database or '(in memory)'}"
@@ -107,7 +150,7 @@ def open_storage(url: str) -> Any:
         engine = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
         return optuna.storages.RDBStorage(connect_url(url), engine_kwargs=engine)
     except Exception as exc:  # sqlalchemy and the drivers raise many kinds; all mean "cannot use this storage"
-        raise ConfigError(f"cannot open the Optuna storage {mask_text(url)}: {_opening_problem(exc, url)}") from None
+        raise ConfigError(f"cannot open the Optuna storage {mask_url(url)}: {_opening_problem(exc, url)}") from None
 
 
 def _opening_problem(exc: BaseException, url: str) -> str:
@@ -184,7 +227,7 @@ def study_lock(url: str, study_name: str, command: str = "") -> Iterator[str | N
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", study_name)[:100]
         path = Path(str(parsed.database)).absolute()
         if not path.parent.is_dir():
-            raise ConfigError(f"cannot open the Optuna storage {mask_text(url)}: folder {path.parent} does not exist")
+            raise ConfigError(f"cannot open the Optuna storage {mask_url(url)}: folder {path.parent} does not exist")
         with hold_lock(path.with_name(f"{path.name}.{safe}.lock"), f"study {study_name!r} in {path}",
                        command) as note:
             yield note
@@ -203,7 +246,7 @@ def _postgres_lock(url: str, study_name: str) -> Iterator[str | None]:
         engine = sa.create_engine(connect_url(url), poolclass=NullPool)
         conn = engine.connect()
     except Exception as exc:
-        raise ConfigError(f"cannot open the Optuna storage {mask_text(url)}: {_opening_problem(exc, url)}") from None
+        raise ConfigError(f"cannot open the Optuna storage {mask_url(url)}: {_opening_problem(exc, url)}") from None
     try:
         conn.execute(sa.text("SELECT set_config('application_name', :me, false)"), {"me": me})
         got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:ns, :key)"), {"ns": _LOCK_NAMESPACE, "key": key})

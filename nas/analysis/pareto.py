@@ -63,13 +63,11 @@ def reference_point(losses: np.ndarray, objectives: Sequence[Objective]) -> Refe
 
 def hypervolume(losses: np.ndarray, reference: np.ndarray) -> float:
     """Volume dominated by ``losses`` and bounded by ``reference``; points beyond the reference add nothing."""
-    from optuna._hypervolume import compute_hypervolume
-
     losses = np.asarray(losses, dtype=float).reshape(-1, len(reference))
     inside = losses[np.all(losses <= reference, axis=1)]
     if len(inside) == 0:
         return 0.0
-    return float(compute_hypervolume(inside, np.asarray(reference, dtype=float)))
+    return _volume(inside, np.asarray(reference, dtype=float))
 
 
 def hypervolume_history(losses: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -78,8 +76,6 @@ def hypervolume_history(losses: np.ndarray, reference: np.ndarray) -> np.ndarray
     Keeps the current non-dominated set and recomputes the volume only when a point enters it,
     so a 1,000-trial run costs a few hundred small exact computations.
     """
-    from optuna._hypervolume import compute_hypervolume
-
     losses = np.asarray(losses, dtype=float).reshape(-1, len(reference))
     reference = np.asarray(reference, dtype=float)
     out = np.zeros(len(losses))
@@ -88,6 +84,13 @@ def hypervolume_history(losses: np.ndarray, reference: np.ndarray) -> np.ndarray
     for t, point in enumerate(losses):
         if np.all(point <= reference) and not np.any(np.all(front <= point, axis=1)):
             front = np.vstack([front[~np.all(point <= front, axis=1)], point])
-            current = float(compute_hypervolume(front, reference, assume_pareto=True))
+            current = _volume(front, reference)
         out[t] = current
     return out
+
+
+def _volume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Exact hypervolume of ``points`` (losses, all inside ``reference``) by moocore."""
+    import moocore
+
+    return float(moocore.hypervolume(points, ref=reference))

@@ -33,6 +33,9 @@ def build_parser() -> Parser:
         description="Neural-architecture search for tiny vision networks: bottleneck blocks under a "
         "parameter budget, scored on accuracy and feature interference.",
     )
+    from nas import __version__
+
+    parser.add_argument("--version", action="version", version=f"nas (bottleneck-nas) {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for verb, module_name in COMMANDS.items():
         module = importlib.import_module(f"nas.cli.{module_name}")

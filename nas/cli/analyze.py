@@ -32,6 +32,19 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     stores = [RunStore.open(r) for r in args.runs]
     kinds = [s.read_config().kind for s in stores]
+    if "compare" in kinds:
+        if len(stores) > 1 or args.objectives or args.fidelity or args.noise_from or args.format != "table":
+            raise ConfigError("a comparison is analysed alone, with its own report; --objectives, --fidelity, "
+                              "--noise-from and --format apply to search runs")
+        from nas.compare.report import summary_lines as compare_lines
+        from nas.compare.report import write_compare_report
+
+        out = Path(args.out) if args.out else stores[0].root / "report"
+        result = write_compare_report(stores[0], out, plots=not args.no_plots)
+        for line in compare_lines(stores[0].root.name, result):
+            console.print(line, soft_wrap=True)
+        console.print(f"report: {out / 'report.md'}")
+        return 0
     if any(k in DESIGNED_KINDS for k in kinds):
         if len(stores) > 1 or args.objectives or args.fidelity or args.noise_from or args.format != "table":
             raise ConfigError("a study or audit run is analysed alone, with its own report; --objectives, --fidelity, "

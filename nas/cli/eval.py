@@ -8,7 +8,6 @@ from nas.cli.options import (
     add_budget_options,
     add_data_options,
     add_fidelity_options,
-    check_device,
     check_seed,
     check_threads,
     load_data,
@@ -17,6 +16,7 @@ from nas.cli.options import (
     resolve_fidelity,
     resolve_target,
 )
+from nas.devices import check_device
 
 HELP = "train one architecture at a fidelity and print every metric"
 

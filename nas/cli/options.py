@@ -11,7 +11,6 @@ from typing import Any, NoReturn
 
 from nas.errors import ConfigError, shown
 
-DEVICES = ("cpu", "cuda")
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in [0, 2**32)
 MAX_THREADS = 1024  # torch threads (a larger number only makes a pool that cannot run)
 _QUOTED = re.compile(r"'([^'\n]{61,})'|\"([^\"\n]{61,})\"")
@@ -159,18 +158,6 @@ def check_path(option: str, value: object) -> None:
 
     if value is not None and (problem := path_problem(value)) is not None:
         raise ConfigError(f"{option} {display_path(value) if value else repr(value)}: {problem}")
-
-
-def check_device(device: str) -> str:
-    """cpu, or cuda where it is available; anything else is refused before work starts."""
-    if device not in DEVICES:
-        raise ConfigError(f"--device must be one of {', '.join(DEVICES)}, got {shown(device)}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("--device cuda asked for, but CUDA is not available here; use --device cpu")
-    return device
 
 
 def resolve_target(args: argparse.Namespace, text: str) -> Any:

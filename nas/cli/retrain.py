@@ -8,7 +8,6 @@ from typing import Any
 
 from nas.cli.options import (
     add_fidelity_options,
-    check_device,
     check_local_resources,
     check_path,
     check_seed,
@@ -18,6 +17,7 @@ from nas.cli.options import (
     print_json,
     resolve_fidelity,
 )
+from nas.devices import check_device
 
 HELP = "full training of Pareto winners (and baselines), test metrics, export"
 DESCRIPTION = (

@@ -17,8 +17,8 @@ from nas.run import RunConfig, RunStore
 COLOURS = {"winner": "tab:red", "random": "tab:grey", "baseline": "tab:blue", "arch": "tab:green"}
 
 
-def write_compare_report(store: RunStore, out: Path) -> None:
-    """Analyse the run store's records and write every report file into ``out``."""
+def write_compare_report(store: RunStore, out: Path, *, plots: bool = True) -> Comparison:
+    """Analyse the run store's records, write every report file into ``out``, and return the analysis."""
     import pandas as pd
 
     config = store.read_config()
@@ -34,10 +34,23 @@ def write_compare_report(store: RunStore, out: Path) -> None:
                **result.to_dict(), "long": [r.to_dict() for r in long], "exported": exported,
                "device": _devices(records)}
     atomic_write_json(out / "summary.json", summary)
-    if result.rows:
+    if result.rows and plots:
         _plot(result.rows, "macs", "MACs (millions)", 1e-6, out / "accuracy_vs_macs.png")
         _plot(result.rows, "latency_ms", "batch-1 latency (ms)", 1.0, out / "accuracy_vs_latency.png")
     atomic_write_text(out / "report.md", markdown(config, result, long, exported, summary["device"]))
+    return result
+
+
+def summary_lines(name: str, result: Comparison) -> list[str]:
+    """A few lines for the terminal: each group's best and the verdicts."""
+    lines = [f"{name}: comparison of {len(result.rows)} trained architecture(s); test accuracy of each group's best "
+             "(chosen by validation):"]
+    for group, est in result.best.items():
+        lines.append(f"  {group:<9} {_pct(est.value)} % [{_pct(est.lo)}, {_pct(est.hi)}]  {est.label}")
+    for d in result.differences:
+        lines.append(f"  best {d.group} − best {d.other} ({d.scope}): {_pct(d.estimate.value, True)} points "
+                     f"[{_pct(d.estimate.lo, True)}, {_pct(d.estimate.hi, True)}]: {d.verdict}")
+    return lines
 
 
 def _long_name(config: RunConfig) -> str | None:

@@ -16,7 +16,8 @@ report.md, ``drivers`` runs the jobs in-process or on Ray Tune, ``audit`` holds 
 Nothing trained is ever overwritten: a finished candidate (metrics.json at the same fidelity, seed and data)
 is skipped; a partial checkpoint needs ``--resume``; checkpoints are checked before anything trains.
 
-Light to import; members load on first access.
+Light to import; members load on first access. Calling the package retrains a run's winners:
+``nas.retrain(run, top=3)`` is :func:`nas.api.retrain` (``nas/__init__.py`` makes it callable).
 """
 
 from __future__ import annotations
@@ -50,3 +51,4 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'nas.retrain' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+

@@ -18,8 +18,9 @@ from nas.run import RunConfig, TrialRecord, one_per_architecture, pareto_front
 from nas.sampling import Shape
 from nas.space.architecture import Architecture
 from nas.space.budget import Budget
+from nas.space.paths import packaged_space
 
-BASELINES_DIR = Path(__file__).resolve().parents[2] / "search_spaces" / "baselines"
+BASELINES_DIR = packaged_space("baselines")
 
 
 @dataclass(frozen=True)

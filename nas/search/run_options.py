@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.run import RunStore
-from nas.storage import mask_text
+from nas.storage import mask_argv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXECUTION = ("workers", "cpus_per_trial", "gpus_per_trial", "address")  # may change on --resume
@@ -71,4 +71,4 @@ def versions() -> dict[str, str]:
 
 def command_line() -> str:
     """The command line as run.yaml records it, passwords masked."""
-    return mask_text(" ".join(sys.argv))
+    return " ".join(mask_argv(sys.argv))

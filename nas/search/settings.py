@@ -20,10 +20,10 @@ from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.run import RunConfig, RunStore
 from nas.search.prescreen import check_prescreen
-from nas.search.run_options import EXECUTION, PROJECT_ROOT, RunOptions
+from nas.search.run_options import EXECUTION, RunOptions
 from nas.search.samplers import check_sampler, default_population
 from nas.space import Budget, format_count, load_target
-from nas.storage import mask_text, mask_url
+from nas.storage import mask_url
 
 DEFAULT_SPACE = "search_spaces/bottleneck.yaml"
 DEFAULT_FIDELITY = "quick"  # the training proxy of every trial; `nas audit` reports how well it ranks
@@ -130,7 +130,7 @@ def check_sqlite_folder(url: str) -> None:
     folder = Path(parsed.database).parent if problem is None else None
     if folder is None or path_kind(folder) != "dir":
         why = problem if folder is None else f"the folder {display_path(folder)} does not exist; create it first"
-        raise ConfigError(f"cannot open the Optuna storage {display_path(mask_text(url))}: {why}")
+        raise ConfigError(f"cannot open the Optuna storage {display_path(str(mask_url(url)))}: {why}")
 
 
 def run_path(opts: SearchOptions) -> Path:
@@ -247,8 +247,11 @@ def _given(opts: SearchOptions, stored: RunConfig) -> list[tuple[str, Any, Any]]
 
 
 def default_space() -> str:
+    """search_spaces/bottleneck.yaml of the working folder when there is one (a checkout), else the packaged one."""
+    from nas.space.paths import packaged_space
+
     local = Path(DEFAULT_SPACE)
-    return str(local) if local.is_file() else str(PROJECT_ROOT / DEFAULT_SPACE)
+    return str(local) if local.is_file() else str(packaged_space(Path(DEFAULT_SPACE).name))
 
 
 def _run_name(space: str, budget: Budget | None) -> str:

@@ -73,3 +73,14 @@ def display_path(path: object, limit: int = 120) -> str:
     if len(text) <= limit and text.isprintable():
         return text
     return shown(text, limit)
+
+
+def packaged_space(*parts: str) -> Path:
+    """A file shipped inside the package (``nas/search_spaces/...``), found through importlib.resources, so an
+    installed package finds its spaces and baselines from any working folder."""
+    from importlib.resources import files
+
+    found = files("nas").joinpath("search_spaces")
+    for part in parts:
+        found = found.joinpath(part)
+    return Path(str(found))

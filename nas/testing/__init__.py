@@ -160,7 +160,9 @@ def make_config(name: str = "synthetic", **overrides: Any) -> RunConfig:
     """A complete, valid RunConfig of a search on the default space; ``overrides`` replace fields."""
     import yaml
 
-    space_file = Path(__file__).resolve().parents[2] / "search_spaces" / "bottleneck.yaml"
+    from nas.space.paths import packaged_space
+
+    space_file = packaged_space("bottleneck.yaml")
     space = yaml.safe_load(space_file.read_text()) if space_file.is_file() else {"name": "bottleneck"}
     objectives = [Objective(n, default_direction(n)) for n in ("accuracy", "polysemanticity")]
     config = RunConfig(
