@@ -63,7 +63,7 @@ if str(ROOT) not in sys.path:
 from nas.analysis.pareto import hypervolume, reference_point  # noqa: E402
 from nas.errors import ConfigError, NASError, shown  # noqa: E402
 from nas.objectives import Objective, front_ranks, loss_matrix  # noqa: E402
-from nas.search.prescreen import DEFAULT_POOL, best_candidate, proxy_name  # noqa: E402
+from nas.search.prescreen import DEFAULT_POOL, DEFAULT_PROXY, pool_choice, proxy_name  # noqa: E402
 
 DEFAULT_CONFIGS = "random,nsga2:4,nsga2:10,tpe,gp"
 DEFAULT_TRIALS = "10,20,40"
@@ -340,19 +340,10 @@ def replay(table: Table, config: Config, seed: int, trials: int, *, proxy: str, 
 
 def _prescreen(table: Table, proposal: Candidate, seen: set[str], proxy: str, pool: int, rng: random.Random,
                noise: np.random.Generator) -> Candidate:
-    """The pool rule of nas/search/prescreen.py on a table: the proposal and pool − 1 new networks drawn."""
-    cands = [proposal]
-    keys = {proposal.key, *seen}
-    for _ in range(20 * max(0, pool - 1)):
-        if len(cands) >= pool:
-            break
-        c = table.draw(rng)
-        if c is None or c.key in keys:
-            continue
-        keys.add(c.key)
-        cands.append(c)
-    scores = [-math.inf if i == 0 and c.key in seen else table.score(c.key, proxy, noise) for i, c in enumerate(cands)]
-    return cands[best_candidate(scores)]
+    """The pre-screen's own pool rule (nas.search.prescreen.pool_choice) on a table's networks and scores."""
+    cands, _, best = pool_choice(proposal, lambda c: c.key, seen, lambda: table.draw(rng),
+                                 lambda c: table.score(c.key, proxy, noise), pool)
+    return cands[best]
 
 
 @dataclass
@@ -643,8 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
                         help=f"samplers, nsga2:POP for NSGA-II (default {DEFAULT_CONFIGS}); each also with +ps")
     parser.add_argument("--no-prescreen", action="store_true", help="skip the pre-screened variants")
-    parser.add_argument("--prescreen", default=None, metavar="NAME",
-                        help="zero-cost proxy of the pre-screen (default: the audit's choice, else naswot)")
+    parser.add_argument("--prescreen", default=DEFAULT_PROXY, metavar="NAME",
+                        help=f"zero-cost proxy of the pre-screen (default {DEFAULT_PROXY}, what `nas search` ships), "
+                             "or 'audit': the audit's choice (--audit), else naswot")
     parser.add_argument("--prescreen-pool", type=int, default=DEFAULT_POOL, help=f"pool size (default {DEFAULT_POOL})")
     parser.add_argument("--audit", type=Path, default=ROOT / "results" / "audit", help="audit run for the proxy")
     parser.add_argument("--surrogate", action="store_true",
@@ -672,10 +664,12 @@ def _main(args: argparse.Namespace) -> int:
     if args.prescreen_pool < 1:
         raise ConfigError(f"--prescreen-pool must be at least 1, got {args.prescreen_pool}")
     configs = parse_configs(args.configs, prescreen=not args.no_prescreen)
-    if args.prescreen is not None:
-        proxy, why = "zc_" + proxy_name(args.prescreen), "given with --prescreen"
-    else:
+    if args.prescreen.strip().lower() == "audit":
         proxy, why = audit_proxy(args.audit)
+    elif proxy_name(args.prescreen) == DEFAULT_PROXY:
+        proxy, why = f"zc_{DEFAULT_PROXY}", "the pre-screen `nas search` ships"
+    else:
+        proxy, why = "zc_" + proxy_name(args.prescreen), "given with --prescreen"
     with tempfile.TemporaryDirectory() as tmp:
         source = make_constructed_study(Path(tmp) / "constructed") if args.constructed else args.study
         if not (Path(source) / "run.yaml").exists():

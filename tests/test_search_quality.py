@@ -124,7 +124,7 @@ def test_benchmark_command_writes_its_table_chart_and_headline(tmp_path: Path, c
     make_study_run(tmp_path / "s", factors=FOUR, effects=FOUR_EFFECTS, noise=0.01, repeats=2, failed=0,
                    infeasible=())
     code = sq.main(["--study", str(tmp_path / "s"), "--seeds", "3", "--trials", "2,4", "--configs", "random,nsga2:2",
-                    "--out", str(tmp_path / "out"), "--audit", str(tmp_path / "none")])
+                    "--out", str(tmp_path / "out"), "--prescreen", "audit", "--audit", str(tmp_path / "none")])
     out = capsys.readouterr().out
     assert code == 0 and "ratio to random at 4 trials" in out and "zc_naswot" in out
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"search_quality.md", "search_quality.csv",
@@ -133,6 +133,25 @@ def test_benchmark_command_writes_its_table_chart_and_headline(tmp_path: Path, c
     assert sq.main(["--study", str(tmp_path / "s"), "--configs", "cmaes", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(e.startswith("error: ") for e in err)
+
+
+def test_with_no_arguments_the_benchmark_measures_the_shipped_prescreen() -> None:
+    import inspect
+
+    source = inspect.getsource(sq.main)
+    assert "default=DEFAULT_PROXY" in source and "default=DEFAULT_POOL" in source
+    assert "pool_choice(" in inspect.getsource(sq._prescreen)  # the search's own rule, not a copy
+
+
+def test_pool_choice_skips_taken_and_duplicate_draws_and_ranks_a_taken_proposal_last() -> None:
+    from nas.search.prescreen import pool_choice
+
+    draws = iter(["a", "b", "b", None, "c", "d"])
+    value = {"p": 0.0, "b": 1.0, "c": 3.0, "d": 2.0}
+    pool, scores, best = pool_choice("p", lambda c: c, {"a"}, lambda: next(draws, None), value.__getitem__, 4)
+    assert pool == ["p", "b", "c", "d"] and scores == [0.0, 1.0, 3.0, 2.0] and best == 2
+    pool, scores, best = pool_choice("z", lambda c: c, {"z"}, lambda: None, lambda c: 1.0, 3)
+    assert pool == ["z"] and scores == [-math.inf] and best == 0
 
 
 # ---- the pre-screen ----------------------------------------------------------------------------------------

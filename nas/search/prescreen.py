@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from nas.errors import BudgetError, ConfigError, shown
 from nas.objectives import ZERO_COST_NAMES
@@ -80,6 +80,28 @@ def best_candidate(scores: Sequence[float]) -> int:
         if score is not None and math.isfinite(score) and score > best_score:
             best, best_score = i, score
     return best
+
+
+T = TypeVar("T")
+
+
+def pool_choice(proposal: T, key: Callable[[T], str], taken: Collection[str], draw: Callable[[], T | None],
+                score: Callable[[T], float], pool: int) -> tuple[list[T], list[float], int]:
+    """The pool rule: the proposal, then up to ``pool`` − 1 distinct new candidates from ``draw`` (None: a draw
+    that did not fit; ``DRAWS_PER_SLOT`` tries per slot), skipping keys in ``taken``; a proposal already taken
+    scores −inf. Returns the pool, its scores and the index of the best (:func:`best_candidate`)."""
+    candidates = [proposal]
+    seen = {key(proposal), *taken}
+    for _ in range(DRAWS_PER_SLOT * max(0, pool - 1)):
+        if len(candidates) >= pool:
+            break
+        candidate = draw()
+        if candidate is None or key(candidate) in seen:
+            continue
+        seen.add(key(candidate))
+        candidates.append(candidate)
+    scores = [-math.inf if i == 0 and key(c) in taken else score(c) for i, c in enumerate(candidates)]
+    return candidates, scores, best_candidate(scores)
 
 
 def draw_with_params(space: Any, rng: random.Random) -> tuple[Any, dict[str, Any]]:
@@ -137,23 +159,16 @@ class Prescreen:
         from nas.sampling import fit
 
         rng = random.Random(self.seed * 1_000_003 + number)  # reproducible per trial, whatever came before
-        pool: list[tuple[Any, dict[str, Any] | None]] = [(proposal, None)]
-        seen = {proposal.arch.semantic_hash, *taken}
-        for _ in range(DRAWS_PER_SLOT * max(0, self.pool - 1)):
-            if len(pool) >= self.pool:
-                break
+
+        def draw() -> tuple[Any, dict[str, Any] | None] | None:
             arch, params = draw_with_params(self.space, rng)
             try:
-                solved = fit(arch, self.budget, self.shape)
+                return fit(arch, self.budget, self.shape), params
             except BudgetError:
-                continue
-            if solved.arch.semantic_hash in seen:
-                continue
-            seen.add(solved.arch.semantic_hash)
-            pool.append((solved, params))
-        scores = [-math.inf if i == 0 and proposal.arch.semantic_hash in taken else self._score(s.arch)
-                  for i, (s, _) in enumerate(pool)]
-        best = best_candidate(scores)
+                return None
+
+        pool, scores, best = pool_choice((proposal, None), lambda c: c[0].arch.semantic_hash, taken, draw,
+                                         lambda c: self._score(c[0].arch), self.pool)
         solved, params = pool[best]
         shown_score = "n/a" if not math.isfinite(scores[best]) else f"{scores[best]:.4g}"
         note = (f"{self.proxy} {shown_score}, best of a pool of {len(pool)}" if best == 0 else
