@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from nas.data import load_dataset
-from nas.metrics.zero_cost import ZERO_COST_PROXIES, zero_cost_batch, zero_cost_scores
+from nas.metrics.zero_cost import ZERO_COST_NAMES, zero_cost_batch, zero_cost_scores
 from nas.models import build_model
 from nas.sampling import Shape, sample_solved
 from nas.space import Space
@@ -81,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         def factory(arch=arch) -> torch.nn.Module:
             return build_model(arch, in_channels=data.in_channels, num_classes=data.num_classes, resolution=28)
 
-        walls: dict[str, list[float]] = {p: [] for p in ZERO_COST_PROXIES}
-        cpus: dict[str, list[float]] = {p: [] for p in ZERO_COST_PROXIES}
+        walls: dict[str, list[float]] = {p: [] for p in ZERO_COST_NAMES}
+        cpus: dict[str, list[float]] = {p: [] for p in ZERO_COST_NAMES}
         for _ in range(args.repeats):
             for group in GROUPS:
                 c0 = time.process_time()
@@ -96,17 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         cpu[name] = {p: statistics.median(v) for p, v in cpus.items()}
         print(f"  timed {name}", file=sys.stderr, flush=True)
 
-    head = f"{'network':<50}" + "".join(f"{SHORT[p]:>10}" for p in ZERO_COST_PROXIES)
+    head = f"{'network':<50}" + "".join(f"{SHORT[p]:>10}" for p in ZERO_COST_NAMES)
     worst = {}
     for title, table in (("wall seconds per proxy (median)", wall), ("CPU seconds / threads per proxy", cpu)):
         print(f"\n{title}\n{head}{'total':>8}{'worst/2s':>10}")
         for name, row in table.items():
-            cells = "".join(f"{row[p]:>10.2f}" for p in ZERO_COST_PROXIES)
+            cells = "".join(f"{row[p]:>10.2f}" for p in ZERO_COST_NAMES)
             print(f"{name:<50}{cells}{sum(row.values()):>8.2f}{max(row.values()) / TARGET_S:>10.2f}")
         worst[title] = max(max(row.values()) for row in table.values()) / TARGET_S
-    print(f"\nscores\n{'network':<50}" + "".join(f"{SHORT[p]:>11}" for p in ZERO_COST_PROXIES))
+    print(f"\nscores\n{'network':<50}" + "".join(f"{SHORT[p]:>11}" for p in ZERO_COST_NAMES))
     for name, row in values.items():
-        print(f"{name:<50}" + "".join(f"{row[p]:>11.4g}" for p in ZERO_COST_PROXIES))
+        print(f"{name:<50}" + "".join(f"{row[p]:>11.4g}" for p in ZERO_COST_NAMES))
     print(f"\nload average at end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     for title, ratio in worst.items():
         verdict = "meets" if ratio <= 1.0 else "MISSES"

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nas.errors import ConfigError, shown
-from nas.metrics.names import METRIC_NAMES
+from nas.metrics.names import METRIC_NAMES, ZERO_COST_NAMES
 
 if TYPE_CHECKING:
     import numpy as np
 
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 KINDS = ("accuracy", "interference", "cost", "proxy")
-ZERO_COST_NAMES: tuple[str, ...] = ("naswot", "synflow", "snip", "grad_norm", "jacob_cov")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,7 @@ from nas.data import load_dataset
 from nas.errors import ConfigError
 from nas.metrics.zero_cost import (
     JACOB_COV_EPS,
-    ZERO_COST_DIRECTIONS,
-    ZERO_COST_PROXIES,
+    ZERO_COST_NAMES,
     _grouped_conv,
     naswot,
     score_architecture,
@@ -53,7 +52,7 @@ def scores(model_or_factory, x, y, *proxies: str, seed: int = 0) -> dict[str, fl
         if callable(model_or_factory) and not isinstance(model_or_factory, nn.Module)
         else (lambda: model_or_factory)
     )
-    return zero_cost_scores(factory, x, y, proxies=proxies or ZERO_COST_PROXIES, seed=seed)
+    return zero_cost_scores(factory, x, y, proxies=proxies or ZERO_COST_NAMES, seed=seed)
 
 
 def batch(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,20 +64,22 @@ def batch(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_names_directions_and_lazy_exports():
-    assert ZERO_COST_PROXIES == ("naswot", "synflow", "snip", "grad_norm", "jacob_cov")
-    assert {p: "maximize" for p in ZERO_COST_PROXIES} == ZERO_COST_DIRECTIONS
+    assert ZERO_COST_NAMES == ("naswot", "synflow", "snip", "grad_norm", "jacob_cov")
+    from nas.objectives import METRICS
+
+    assert all(METRICS[f"zc_{p}"].direction == "maximize" for p in ZERO_COST_NAMES)
     assert nas.metrics.zero_cost_scores is zero_cost_scores
-    assert nas.metrics.ZERO_COST_PROXIES is ZERO_COST_PROXIES
+    assert nas.metrics.ZERO_COST_NAMES is ZERO_COST_NAMES
 
 
 def test_result_keys_and_timings():
     x, y = batch()
     out = scores(small_convnet, x, y)
-    expected = [f"zc_{p}" for p in ZERO_COST_PROXIES] + [f"zc_{p}_s" for p in ZERO_COST_PROXIES] + ["zc_s"]
+    expected = [f"zc_{p}" for p in ZERO_COST_NAMES] + [f"zc_{p}_s" for p in ZERO_COST_NAMES] + ["zc_s"]
     assert list(out) == expected
     assert all(math.isfinite(v) for v in out.values())
-    assert all(out[f"zc_{p}_s"] > 0 for p in ZERO_COST_PROXIES)
-    assert out["zc_s"] == pytest.approx(sum(out[f"zc_{p}_s"] for p in ZERO_COST_PROXIES))
+    assert all(out[f"zc_{p}_s"] > 0 for p in ZERO_COST_NAMES)
+    assert out["zc_s"] == pytest.approx(sum(out[f"zc_{p}_s"] for p in ZERO_COST_NAMES))
     only = scores(small_convnet, x, y, "jacob_cov")
     assert set(only) == {"zc_jacob_cov", "zc_jacob_cov_s", "zc_s"}
 
@@ -287,7 +288,7 @@ def test_scores_are_deterministic_for_a_seed(data):
     torch.manual_seed(99)  # the caller's RNG state plays no part
     b = score_architecture(arch, data, seed=0, batch_size=16, threads=2)
     c = score_architecture(arch, data, seed=1, batch_size=16, threads=2)
-    names = [f"zc_{p}" for p in ZERO_COST_PROXIES]
+    names = [f"zc_{p}" for p in ZERO_COST_NAMES]
     assert all(math.isfinite(a[n]) for n in names)
     assert [a[n] for n in names] == [b[n] for n in names]
     assert all(a[n] != c[n] for n in ("zc_naswot", "zc_snip", "zc_grad_norm", "zc_jacob_cov"))

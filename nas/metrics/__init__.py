@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nas.metrics.names import METRIC_DESCRIPTIONS, METRIC_DIRECTIONS, METRIC_NAMES
+from nas.metrics.names import METRIC_DESCRIPTIONS, METRIC_DIRECTIONS, METRIC_NAMES, ZERO_COST_NAMES
 
 if TYPE_CHECKING:
     from nas.metrics.accuracy import accuracy, normalized_batches, predict_logits
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
         require_finite,
     )
     from nas.metrics.zero_cost import (
-        ZERO_COST_DIRECTIONS,
-        ZERO_COST_PROXIES,
         score_architecture,
         zero_cost_batch,
         zero_cost_scores,
@@ -27,8 +25,7 @@ __all__ = [
     "METRIC_DESCRIPTIONS",
     "METRIC_DIRECTIONS",
     "METRIC_NAMES",
-    "ZERO_COST_DIRECTIONS",
-    "ZERO_COST_PROXIES",
+    "ZERO_COST_NAMES",
     "InterferenceAccumulator",
     "InterferenceResult",
     "LayerStats",
@@ -51,8 +48,6 @@ _LAZY = {
     "LayerStats": "nas.metrics.interference",
     "interference_suite": "nas.metrics.interference",
     "require_finite": "nas.metrics.interference",
-    "ZERO_COST_DIRECTIONS": "nas.metrics.zero_cost",
-    "ZERO_COST_PROXIES": "nas.metrics.zero_cost",
     "score_architecture": "nas.metrics.zero_cost",
     "zero_cost_batch": "nas.metrics.zero_cost",
     "zero_cost_scores": "nas.metrics.zero_cost",

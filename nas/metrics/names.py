@@ -8,6 +8,9 @@ METRIC_NAMES: tuple[str, ...] = ("polysemanticity", "overlap", "outliers", "dead
 # Every interference metric is better when lower.
 METRIC_DIRECTIONS: dict[str, str] = {name: "minimize" for name in METRIC_NAMES}
 
+# The zero-cost proxies (nas.metrics.zero_cost), each higher-better in its natural form; recorded as zc_<name>.
+ZERO_COST_NAMES: tuple[str, ...] = ("naswot", "synflow", "snip", "grad_norm", "jacob_cov")
+
 METRIC_DESCRIPTIONS: dict[str, str] = {
     "polysemanticity": "how many classes a channel answers alike (0: one class per channel; higher: many), "
     "mean over probe layers",

@@ -36,7 +36,7 @@ al. 2021 (github.com/BayesWatch/nas-without-training).
   complex noise). In train mode BatchNorm couples the images through the batch statistics, as in the
   reference, so the rows are per-image Jacobians up to O(1/N) cross terms. Weights need no gradient here.
 
-Every proxy is higher-better in its natural form (``ZERO_COST_DIRECTIONS``); none is negated. Scores are
+Every proxy is higher-better in its natural form (the metric table of ``nas.objectives``); none is negated. Scores are
 deterministic for a fixed seed, batch and torch thread count (float reductions depend on the thread count).
 """
 
@@ -54,13 +54,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import ConfigError
+from nas.metrics.names import ZERO_COST_NAMES
 
 if TYPE_CHECKING:
     from nas.data import DatasetSplits
     from nas.space import Architecture
 
-ZERO_COST_PROXIES: tuple[str, ...] = ("naswot", "synflow", "snip", "grad_norm", "jacob_cov")
-ZERO_COST_DIRECTIONS: dict[str, str] = {name: "maximize" for name in ZERO_COST_PROXIES}
 JACOB_COV_EPS = 1e-5
 
 _TORCH_ACTIVATIONS = (
@@ -222,7 +221,7 @@ def _check_proxies(proxies: Sequence[str]) -> list[str]:
     if unknown:
         raise ConfigError(
             f"unknown zero-cost prox{'ies' if len(unknown) > 1 else 'y'} {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(ZERO_COST_PROXIES)}."
+            f"allowed: {', '.join(ZERO_COST_NAMES)}."
         )
     return list(dict.fromkeys(proxies))
 
@@ -245,7 +244,7 @@ def zero_cost_scores(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    proxies: Sequence[str] = ZERO_COST_PROXIES,
+    proxies: Sequence[str] = ZERO_COST_NAMES,
     seed: int = 0,
 ) -> dict[str, float]:
     """``{"zc_<name>": score, ..., "zc_<name>_s": seconds, ..., "zc_s": total seconds}`` for ``proxies``.
@@ -301,7 +300,7 @@ def score_architecture(
     *,
     seed: int = 0,
     batch_size: int = 64,
-    proxies: Sequence[str] = ZERO_COST_PROXIES,
+    proxies: Sequence[str] = ZERO_COST_NAMES,
     threads: int | None = None,
 ) -> dict[str, float]:
     """Zero-cost scores of architecture ``arch`` built for ``data`` (``threads``: torch threads meanwhile)."""
