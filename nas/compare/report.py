@@ -24,12 +24,14 @@ def write_compare_report(store: RunStore, out: Path, *, plots: bool = True) -> C
     config = store.read_config()
     records = store.records()
     result = analyse(config, records)
+    recorded = len(records)
     long = _long_rows(config, records)
     out.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame([r.to_dict() for r in result.rows])
     atomic_write_text(out / "compare.csv", frame.to_csv(index=False))
     exported = _export_best(store, config, result, out / "export")
-    summary = {"run": config.name, "fidelity": config.fidelity.name, "long_fidelity": _long_name(config),
+    summary = {"run": config.name, "recorded": recorded, "planned": config.trials, "fidelity": config.fidelity.name,
+               "long_fidelity": _long_name(config),
                "members": len((config.design or {}).get("members", [])), "trained": len(result.rows),
                **result.to_dict(), "long": [r.to_dict() for r in long], "exported": exported,
                "device": _devices(records)}
@@ -37,7 +39,10 @@ def write_compare_report(store: RunStore, out: Path, *, plots: bool = True) -> C
     if result.rows and plots:
         _plot(result.rows, "macs", "MACs (millions)", 1e-6, out / "accuracy_vs_macs.png")
         _plot(result.rows, "latency_ms", "batch-1 latency (ms)", 1.0, out / "accuracy_vs_latency.png")
-    atomic_write_text(out / "report.md", markdown(config, result, long, exported, summary["device"]))
+    progress = "" if recorded >= config.trials else (
+        f"**In progress**: {recorded} of {config.trials} trials recorded; `nas compare --resume --run {_relative(store.root)}` "
+        "continues it, and every number below may still change.")
+    atomic_write_text(out / "report.md", markdown(config, result, long, exported, summary["device"], progress))
     return result
 
 
@@ -51,6 +56,14 @@ def summary_lines(name: str, result: Comparison) -> list[str]:
         lines.append(f"  best {d.group} − best {d.other} ({d.scope}): {_pct(d.estimate.value, True)} points "
                      f"[{_pct(d.estimate.lo, True)}, {_pct(d.estimate.hi, True)}]: {d.verdict}")
     return lines
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working folder when it lies inside it (as a user would type it)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _long_name(config: RunConfig) -> str | None:
@@ -131,11 +144,11 @@ def _chosen(group: str, src: dict[str, Any]) -> str:
 
 
 def markdown(config: RunConfig, result: Comparison, long: list[ArchRow], exported: dict[str, str],
-             device: str) -> str:
+             device: str, progress: str = "") -> str:
     """report.md: the verdicts first, then the groups, every architecture, the long recipe and the adaptations."""
     design = config.design or {}
     members = design.get("members", [])
-    lines = [f"# Comparison {config.name}", ""]
+    lines = [f"# Comparison {config.name}", ""] + ([progress, ""] if progress else [])
     lines += [f"Main recipe: {config.fidelity.describe()}; seeds {', '.join(map(str, design.get('seeds', [])))}; "
               f"measured once on the test split. Device: {device}. Accuracies in %; intervals are "
               f"{CI_LEVEL:.0%} bootstrap intervals (seeds resampled; for a median, architectures too). \"Best\" is "
