@@ -40,8 +40,8 @@ def write_compare_report(store: RunStore, out: Path, *, plots: bool = True) -> C
         _plot(result.rows, "macs", "MACs (millions)", 1e-6, out / "accuracy_vs_macs.png")
         _plot(result.rows, "latency_ms", "batch-1 latency (ms)", 1.0, out / "accuracy_vs_latency.png")
     progress = "" if recorded >= config.trials else (
-        f"**In progress**: {recorded} of {config.trials} trials recorded; `nas compare --resume --run {_relative(store.root)}` "
-        "continues it, and every number below may still change.")
+        f"**In progress**: {recorded} of {config.trials} trials recorded; "
+        f"`nas compare --resume --run {_relative(store.root)}` continues it, and every number below may still change.")
     atomic_write_text(out / "report.md", markdown(config, result, long, exported, summary["device"], progress))
     return result
 
