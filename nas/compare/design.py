@@ -330,7 +330,8 @@ def new_compare_config(opts: CompareOptions, shape: Shape) -> tuple[RunConfig, R
         kind="compare", space_file=plan["space_file"], space_name=space.name if space is not None else "compare",
         space=space.spec.raw if space is not None else {}, budget=plan["budget"],
         objectives=parse_objectives("accuracy", opts.interference or "polysemanticity"), sampler="compare",
-        fidelity=fidelity, trials=len(members) * seeds + (0 if long is None else len(GROUPS)), seed=base,
+        fidelity=fidelity, trials=len(members) * seeds + (0 if long is None else len({m.group for m in members})),
+        seed=base,
         design=design, **opts.config_fields(store),
     )
     return config, store

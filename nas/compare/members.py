@@ -33,3 +33,10 @@ def seeds_of(config: RunConfig) -> list[int]:
 def members_of(config: RunConfig) -> list[Member]:
     """The members of a comparison, in the order their trial ids follow."""
     return [Member(**m) for m in (config.design or {})["members"]]
+
+
+def planned_trials(config: RunConfig) -> int:
+    """Every member at every seed, plus one long-recipe trial per group present when there is a long recipe."""
+    members = members_of(config)
+    long = len({m.group for m in members}) if (config.design or {}).get("long") else 0
+    return len(members) * len(seeds_of(config)) + long

@@ -10,7 +10,7 @@ from typing import Any
 
 from nas.atomic import atomic_write_json, atomic_write_text
 from nas.compare.analysis import CI_LEVEL, COMPARABLE_MACS, ArchRow, Comparison, analyse, arch_rows
-from nas.compare.members import GROUPS
+from nas.compare.members import GROUPS, planned_trials
 from nas.fidelity import Fidelity
 from nas.run import RunConfig, RunStore
 
@@ -30,7 +30,8 @@ def write_compare_report(store: RunStore, out: Path, *, plots: bool = True) -> C
     frame = pd.DataFrame([r.to_dict() for r in result.rows])
     atomic_write_text(out / "compare.csv", frame.to_csv(index=False))
     exported = _export_best(store, config, result, out / "export")
-    summary = {"run": config.name, "recorded": recorded, "planned": config.trials, "fidelity": config.fidelity.name,
+    planned = planned_trials(config)
+    summary = {"run": config.name, "recorded": recorded, "planned": planned, "fidelity": config.fidelity.name,
                "long_fidelity": _long_name(config),
                "members": len((config.design or {}).get("members", [])), "trained": len(result.rows),
                **result.to_dict(), "long": [r.to_dict() for r in long], "exported": exported,
@@ -39,8 +40,8 @@ def write_compare_report(store: RunStore, out: Path, *, plots: bool = True) -> C
     if result.rows and plots:
         _plot(result.rows, "macs", "MACs (millions)", 1e-6, out / "accuracy_vs_macs.png")
         _plot(result.rows, "latency_ms", "batch-1 latency (ms)", 1.0, out / "accuracy_vs_latency.png")
-    progress = "" if recorded >= config.trials else (
-        f"**In progress**: {recorded} of {config.trials} trials recorded; "
+    progress = "" if recorded >= planned else (
+        f"**In progress**: {recorded} of {planned} trials recorded; "
         f"`nas compare --resume --run {_relative(store.root)}` continues it, and every number below may still change.")
     atomic_write_text(out / "report.md", markdown(config, result, long, exported, summary["device"], progress))
     return result
