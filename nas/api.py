@@ -159,7 +159,8 @@ def search(*, budget: Budget, trials: int | None = None, space: PathLike | None 
            dataset: str = "fashion-mnist", data_dir: PathLike | None = None, seed: int | None = None,
            run: str | None = None, results_dir: PathLike = "results", workers: int | None = None,
            cpus_per_trial: int | None = None, prescreen: str | None = None, prescreen_pool: int | None = None,
-           storage: str | None = None, resume: bool = False, verbose: bool = True) -> Run:
+           storage: str | None = None, warm_start: Sequence[PathLike] = (), resume: bool = False,
+           verbose: bool = True) -> Run:
     """Run (or, with ``resume`` and ``run``, continue) a search exactly as `nas search` does; returns its Run.
 
     ``None`` means the command line's default (20 trials, GP sampler, quick fidelity, synflow pre-screen of 8).
@@ -174,7 +175,8 @@ def search(*, budget: Budget, trials: int | None = None, space: PathLike | None 
         fidelity=None if fidelity is None and epochs is None else _fidelity(fidelity or "quick", epochs),
         dataset=dataset, data_dir=None if data_dir is None else str(data_dir), seed=seed, run=run,
         results_dir=Path(results_dir), workers=workers, cpus_per_trial=cpus_per_trial, prescreen=prescreen,
-        prescreen_pool=prescreen_pool, storage=storage, resume=resume)
+        prescreen_pool=prescreen_pool, storage=storage, resume=resume,
+        warm_start=[str(w) for w in warm_start] or None)
     outcome = run_search(opts, _console(verbose))
     if outcome.interrupted:
         raise KeyboardInterrupt(f"search interrupted; {len(outcome.records)} trial(s) kept in {outcome.run_dir}")

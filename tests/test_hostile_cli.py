@@ -501,6 +501,16 @@ CASES: dict[str, Case] = {
     "study-epochs-0": lambda tmp: ["study", *SYN, "--epochs", "0"],
     "study-report-missing-run": lambda tmp: ["study", "--report", "--run", "nope"],
     "study-run-nul": lambda tmp: ["study", *SYN, "--run", "s\0"],
+    # ---- search --warm-start: runs that are not there, not searches, or of another space or budget
+    "search-warm-start-missing": lambda tmp: ["search", *SYN, "--budget", "20k", "--warm-start", "nope"],
+    "search-warm-start-file": lambda tmp: ["search", *SYN, "--budget", "20k", "--warm-start", _file(tmp, "f", "x")],
+    "search-warm-start-garbage": lambda tmp: ["search", *SYN, "--budget", "20k", "--warm-start", GARBAGE],
+    "search-warm-start-nul": lambda tmp: ["search", *SYN, "--budget", "20k", "--warm-start", "run\0"],
+    "search-warm-start-other-budget": lambda tmp: ["search", *SYN, "--budget", "20k", "--warm-start", str(_run(tmp))],
+    "search-warm-start-study": lambda tmp: ["search", *SYN, "--budget", "20k", "--warm-start",
+                                            str(_run(tmp, kind="study"))],
+    "search-warm-start-resume": lambda tmp: ["search", "--resume", "--run", str(_run(tmp)), "--warm-start",
+                                             str(_run(tmp, name="b"))],
     # ---- compare: sources, numbers and recipes, all refused before data, Ray or a folder
     "compare-nothing": lambda tmp: ["compare", *SYN],
     "compare-runs-missing": lambda tmp: ["compare", *SYN, "--runs", "nope"],

@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run named by --run")
     p.add_argument("--scheduler", choices=["asha"], help="stop weak trials early (ASHA on accuracy per epoch)")
     p.add_argument("--seed", type=int, default=None, help="seed of the sampler and of training (default 0)")
+    p.add_argument("--warm-start", nargs="+", default=None, metavar="RUN",
+                   help="earlier runs of the same space, budget, fidelity and data set: their finished trials are "
+                        "told to the new study (not retrained)")
     p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
 
 
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
         storage=args.storage, run=args.run, resume=args.resume, seed=args.seed, scheduler=args.scheduler,
         results_dir=Path(args.results_dir), prescreen=args.prescreen, prescreen_pool=args.prescreen_pool,
+        warm_start=args.warm_start,
     )
     check_options(opts)  # before Ray is even imported: a refused option costs no second
     from nas.search.runner import run_search

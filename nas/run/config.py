@@ -37,6 +37,7 @@ Keys (every one is written; ``null`` where it does not apply)::
     design          the driver's plan (null for a search)
     prescreen       zero-cost proxy of the search's pre-screen (naswot, synflow, snip, grad_norm, jacob_cov), or null
     prescreen_pool  candidates scored per trial by the pre-screen (1 or more), or null (no pre-screen)
+    warm_start      the earlier runs whose finished trials the study was told at its start, or null
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class RunConfig:
     design: dict[str, Any] | None = None
     prescreen: str | None = None
     prescreen_pool: int | None = None
+    warm_start: list[str] | None = None
     version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +148,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "data_dir": (str, type(None)), "resolution": (int, type(None)), "storage": (str, type(None)),
     "versions": (dict,), "git_sha": (str, type(None)), "command": (str,), "design": (dict, type(None)),
     "version": (int,), "prescreen": (str, type(None)), "prescreen_pool": (int, type(None)),
+    "warm_start": (list, type(None)),
 }
 
 

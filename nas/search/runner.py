@@ -53,6 +53,12 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
         held.enter_context(terminate_as_interrupt())
         held.enter_context(storage_errors(url or f"sqlite:///{store.study_db}", lambda: how_to_continue(store)))
         study = _start(config, store, url, created, held, console)
+        if config.warm_start:
+            from nas.search.warm_start import already_told, open_sources, tell_earlier_trials
+
+            if not already_told(study):  # a new run, or one killed before its study was told
+                sources = open_sources(config.warm_start, config, opts.results_dir)
+                console.print(tell_earlier_trials(study, space, config, sources).line(), soft_wrap=True)
         reran = reconcile(study, store, config.objectives) if opts.resume else 0
         records = store.records()
         state = SearchState(total=config.trials)

@@ -51,6 +51,7 @@ class SearchOptions(RunOptions):
     scheduler: str | None = None
     prescreen: str | None = None  # zero-cost proxy of the pre-screen (nas.search.prescreen)
     prescreen_pool: int | None = None  # candidates per trial (default DEFAULT_POOL when prescreen is given)
+    warm_start: list[str] | None = None  # earlier runs whose finished trials the new study is told
 
 
 def check_options(opts: SearchOptions) -> None:
@@ -77,6 +78,8 @@ def check_options(opts: SearchOptions) -> None:
         check_sqlite_folder(opts.storage)
     if opts.resume and not opts.run:
         raise ConfigError("--resume needs --run NAME (or the run folder's path)")
+    if opts.resume and opts.warm_start:
+        raise ConfigError("--warm-start applies when a search starts; a resumed run keeps what its study was told")
     if opts.address:
         from nas.ray_session import check_reachable
 
@@ -168,6 +171,10 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
         storage=mask_url(opts.storage), **opts.config_fields(store),
     )
     config.prescreen, config.prescreen_pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
+    if opts.warm_start:
+        from nas.search.warm_start import open_sources
+
+        config.warm_start = [str(s.root) for s in open_sources(opts.warm_start, config, opts.results_dir)]
     return config, store
 
 
