@@ -248,11 +248,11 @@ def test_numbers_agree_with_independent_computation(tmp_path: Path) -> None:
         {"acc": [float(r["accuracy"]) for r in rows], "poly": [float(r["polysemanticity"]) for r in rows]}
     )
     rho = np.corrcoef(df["poly"].rank(), df["acc"].rank())[0, 1]
-    assert a.correlations[0].group == "all" and a.correlations[0].rho == pytest.approx(rho, abs=1e-12)
+    assert a.correlations[0].predictor == "all" and a.correlations[0].rho == pytest.approx(rho, abs=1e-12)
     inverted = [i for i, r in enumerate(rows) if arch_features(Architecture.parse(r["arch"]))["block"] == "inverted"]
     sub = df.iloc[inverted]
     rho_inv = np.corrcoef(sub["poly"].rank(), sub["acc"].rank())[0, 1]
-    (corr,) = [k for k in a.correlations if k.group == "block=inverted"]
+    (corr,) = [k for k in a.correlations if k.predictor == "block=inverted"]
     assert corr.n == len(inverted) and corr.rho == pytest.approx(rho_inv, abs=1e-12)
     # medians per choice value
     (block_stats,) = [s for s in a.choice_stats if s.choice == "block"]

@@ -534,18 +534,20 @@ def test_baselines_without_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_audit_matches_scipy() -> None:
     from scipy import stats
 
+    from nas.analysis.stats import correlate
+
     x, y = [0.1, 0.4, 0.35, 0.8, 0.6], [0.2, 0.5, 0.55, 0.9, 0.7]
-    c = audit.correlate(x, y, target="test accuracy", predictor="proxy accuracy")
+    c = correlate(x, y, target="test accuracy", predictor="proxy accuracy")
     assert c.n == 5 and not c.note
     assert c.tau == pytest.approx(stats.kendalltau(x, y).statistic) and c.tau == pytest.approx(0.8)
     assert c.tau_p == pytest.approx(stats.kendalltau(x, y).pvalue)
     assert c.rho == pytest.approx(stats.spearmanr(x, y).statistic) and c.rho == pytest.approx(0.9)
     assert c.rho_p == pytest.approx(stats.spearmanr(x, y).pvalue)
-    two = audit.correlate([1, 2, None], [3, 4, 5], target="t", predictor="p")
+    two = correlate([1, 2, None], [3, 4, 5], target="t", predictor="p")
     assert two.tau is None and two.n == 2 and "at least 3" in two.note
-    flat = audit.correlate([1, 1, 1], [3, 4, 5], target="t", predictor="params")
+    flat = correlate([1, 1, 1], [3, 4, 5], target="t", predictor="params")
     assert flat.tau is None and "params is the same" in flat.note
-    assert audit.correlate([1, 2, math.nan, 3], [1, 2, 3, 4], target="t", predictor="p").n == 3
+    assert correlate([1, 2, math.nan, 3], [1, 2, 3, 4], target="t", predictor="p").n == 3
 
     points = [(0.9, 0.6, 0.1, 3), (0.8, 0.5, 0.2, 1), (0.7, 0.55, 0.3, 2)]
     rows: list[dict[str, Any]] = [

@@ -54,10 +54,10 @@ from nas.analysis.audit_read import (
     member_value,
     scored_not_finite,
 )
+from nas.analysis.stats import MIN_POINTS, correlate
 from nas.errors import ConfigError
 from nas.fidelity import Fidelity
 from nas.objectives import MAXIMIZE, METRICS, ZERO_COST_NAMES, Objective, front_ranks, interference_objective
-from nas.retrain.audit import MIN_POINTS, correlate
 from nas.run import RunStore
 
 N_RESAMPLES = 2000

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from nas.analysis.audit import NON_FINITE_LAST, AuditAnalysis, SignalResult, paired_bootstrap
+from nas.analysis.stats import correlate
 from nas.fidelity import Fidelity
-from nas.retrain.audit import correlate
 
 BF16_MIN_TAU = 0.9
 BF16_TOLERANCE = 0.005  # a mean accuracy drop below this counts as "not lower"

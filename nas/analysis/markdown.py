@@ -43,8 +43,8 @@ def fmt_value(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def fmt_p(v: float) -> str:
-    return "–" if not np.isfinite(v) else f"{v:.2g}"
+def fmt_p(v: float | None) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.2g}"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -262,6 +262,6 @@ def _interference_section(a: FidelityAnalysis, f: dict[str, str], run_objectives
         lines += [f"![accuracy against {a.interference}]({f['scatter_png']})", ""]
     lines += _table(
         ["group", "trials", "Spearman ρ", "p-value", "note"],
-        [[k.group, k.n, fmt_value(k.rho, 3), fmt_p(k.p), k.note] for k in a.correlations],
+        [[k.predictor, k.n, fmt_value(k.rho, 3), fmt_p(k.rho_p), k.note] for k in a.correlations],
     )
     return lines

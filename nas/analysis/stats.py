@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 BOOTSTRAP_RESAMPLES = 1000
 CI_LEVEL = 0.95
-MIN_GROUP = 3  # smallest group a Spearman correlation is computed for
+MIN_POINTS = 3  # fewest pairs a rank correlation is computed for (of two it is always ±1)
 MIN_IMPORTANCE_TRIALS = 10
 FANOVA_TREES = 32  # fewer and shallower trees than Optuna's default (64, 64): ~20x faster, same ranking
 FANOVA_DEPTH = 6
@@ -84,38 +84,64 @@ def choice_statistics(
     return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class Correlation:
-    """Spearman's rho between interference and accuracy within one group of trials."""
+    """A predictor against a target over the pairs where both are finite: Kendall τ-b and Spearman ρ with their
+    p-values (scipy); all four None, with the reason in ``note``, where a rank correlation is undefined."""
 
-    group: str  # "all", or "<choice>=<value>"
+    target: str  # e.g. "test accuracy", "accuracy"
+    predictor: str  # e.g. "proxy accuracy", "params", "polysemanticity", or a group "block=inverted"
     n: int
-    rho: float
-    p: float
+    tau: float | None
+    tau_p: float | None
+    rho: float | None
+    rho_p: float | None
     note: str = ""
 
-    def to_dict(self) -> dict[str, object]:
-        return {"group": self.group, "n": self.n, "rho": _num(self.rho), "p": _num(self.p), "note": self.note}
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def cells(self) -> tuple[str, str]:
+        """Formatted 'tau (p)' and 'rho (p)', or 'n/a'."""
+        if self.tau is None or self.rho is None:
+            return "n/a", "n/a"
+        return f"{self.tau:+.3f} (p={self.tau_p:.3g})", f"{self.rho:+.3f} (p={self.rho_p:.3g})"
 
 
-def _num(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float | np.floating | np.integer) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def correlate(x: Sequence[Any], y: Sequence[Any], *, target: str, predictor: str,
+              items: str = "retrained network(s) with a search record") -> Correlation:
+    """Kendall τ-b and Spearman ρ of the pairs where both values are finite numbers.
+
+    ``items`` names what the pairs are in the note given below ``MIN_POINTS`` pairs.
+    """
+    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if _finite(a) and _finite(b)]
+    n = len(pairs)
+    note = ""
+    if n < MIN_POINTS:
+        note = f"skipped: {n} {items}; a rank correlation needs at least {MIN_POINTS}"
+    elif len({a for a, _ in pairs}) == 1:
+        note = f"undefined: {predictor} is the same for every one"
+    elif len({b for _, b in pairs}) == 1:
+        note = f"undefined: {target} is the same for every one"
+    if note:
+        return Correlation(target, predictor, n, None, None, None, None, note)
+    from scipy import stats
+
+    xs, ys = [a for a, _ in pairs], [b for _, b in pairs]
+    tau = stats.kendalltau(xs, ys)
+    rho = stats.spearmanr(xs, ys)
+    return Correlation(target, predictor, n, float(tau.statistic), float(tau.pvalue), float(rho.statistic),
+                       float(rho.pvalue))
 
 
 def spearman(x: np.ndarray, y: np.ndarray, group: str) -> Correlation:
-    """Spearman correlation of x and y over rows where both are finite; NaN with a note when undefined."""
-    from scipy.stats import spearmanr
-
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    n = len(x)
-    if n < MIN_GROUP:
-        return Correlation(group, n, float("nan"), float("nan"), f"skipped: fewer than {MIN_GROUP} trials")
-    if np.all(x == x[0]) or np.all(y == y[0]):
-        return Correlation(group, n, float("nan"), float("nan"), "undefined: one variable is constant")
-    res = spearmanr(x, y)
-    return Correlation(group, n, float(res.statistic), float(res.pvalue))
+    """Interference (x) against accuracy (y) within one group of trials ("all", or "<choice>=<value>")."""
+    return correlate(list(np.asarray(x, dtype=float)), list(np.asarray(y, dtype=float)), target="accuracy",
+                     predictor=group, items="trial(s)")
 
 
 def correlation_table(

@@ -61,7 +61,7 @@ def print_summary(summary: AnalysisSummary, fmt: str, console: Console) -> None:
             if a.correlations:
                 k = a.correlations[0]
                 console.print(
-                    f"  Spearman({a.interference}, accuracy) = {fmt_value(k.rho, 3)} (p = {fmt_p(k.p)}, n = {k.n})",
+                    f"  Spearman({a.interference}, accuracy) = {fmt_value(k.rho, 3)} (p = {fmt_p(k.rho_p)}, n = {k.n})",
                     highlight=False,
                     markup=False,
                 )

@@ -8,66 +8,10 @@ constant input, where a rank correlation is undefined.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-MIN_POINTS = 3
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """One predictor against one fully trained metric."""
-
-    target: str  # the full-training metric, e.g. "test accuracy"
-    predictor: str  # e.g. "proxy accuracy", "params", "MACs"
-    n: int
-    tau: float | None
-    tau_p: float | None
-    rho: float | None
-    rho_p: float | None
-    note: str  # why tau/rho are n/a; empty otherwise
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def cells(self) -> tuple[str, str]:
-        """Formatted 'tau (p)' and 'rho (p)', or 'n/a'."""
-        if self.tau is None or self.rho is None:
-            return "n/a", "n/a"
-        return f"{self.tau:+.3f} (p={self.tau_p:.3g})", f"{self.rho:+.3f} (p={self.rho_p:.3g})"
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def correlate(x: Sequence[Any], y: Sequence[Any], *, target: str, predictor: str,
-              items: str = "retrained network(s) with a search record") -> Correlation:
-    """Kendall tau-b and Spearman rho of the pairs where both values are finite numbers.
-
-    ``items`` names what the pairs are in the note given below ``MIN_POINTS`` pairs.
-    """
-    pairs = [(float(a), float(b)) for a, b in zip(x, y, strict=True) if _finite(a) and _finite(b)]
-    n = len(pairs)
-    note = ""
-    if n < MIN_POINTS:
-        note = f"{n} {items}; a rank correlation needs at least {MIN_POINTS}"
-    elif len({a for a, _ in pairs}) == 1:
-        note = f"{predictor} is the same for every network"
-    elif len({b for _, b in pairs}) == 1:
-        note = f"{target} is the same for every network"
-    if note:
-        return Correlation(target, predictor, n, None, None, None, None, note)
-    from scipy import stats
-
-    xs, ys = [a for a, _ in pairs], [b for _, b in pairs]
-    tau = stats.kendalltau(xs, ys)
-    rho = stats.spearmanr(xs, ys)
-    return Correlation(
-        target, predictor, n, float(tau.statistic), float(tau.pvalue), float(rho.statistic), float(rho.pvalue), ""
-    )
+from nas.analysis.stats import Correlation, correlate
 
 
 def proxy_audit(rows: Sequence[dict[str, Any]], interference: Sequence[str]) -> list[Correlation]:

@@ -20,7 +20,7 @@ from nas.retrain.plan import METRICS_NAME, Job, Plan, RetrainOptions, plan_retra
 from nas.retrain.report import num, summarize
 
 if TYPE_CHECKING:
-    from nas.retrain.audit import Correlation
+    from nas.analysis.stats import Correlation
 
 
 @dataclass

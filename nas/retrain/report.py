@@ -20,7 +20,7 @@ from nas.objectives import INTERFERENCE_METRICS, Objective
 from nas.retrain.plan import METRICS_NAME, Plan
 
 if TYPE_CHECKING:
-    from nas.retrain.audit import Correlation
+    from nas.analysis.stats import Correlation
 
 RETRAIN_COLUMNS: tuple[str, ...] = (
     "kind", "source", "status", "reason", "arch", "arch_hash", "params", "macs", "latency_ms", "test_accuracy",
