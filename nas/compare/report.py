@@ -116,6 +116,9 @@ def _plot(rows: list[ArchRow], attr: str, label: str, scale: float, path: Path) 
         ys = [r.test_mean for r in mine]
         errs = [0.0 if math.isnan(r.sd(r.test)) else r.sd(r.test) for r in mine]
         ax.errorbar(xs, ys, yerr=errs, fmt="o", color=COLOURS[group], label=group, capsize=3)
+        for x, y, r in zip(xs, ys, mine, strict=True):
+            ax.annotate(r.label.replace("default-", ""), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=6,
+                        color=COLOURS[group])
     ax.set_xlabel(label)
     ax.set_ylabel("test accuracy (mean ± SD over seeds)")
     ax.grid(alpha=0.3)
