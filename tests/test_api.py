@@ -67,6 +67,7 @@ def test_open_run_gives_config_trials_and_front(tmp_path: Path) -> None:
         nas.open_run(tmp_path / "missing")
 
 
+@pytest.mark.slow  # the same flow runs in the default suite through examples/quickstart.ipynb (tests/test_notebook.py)
 def test_search_analyze_retrain_load_from_python(tmp_path: Path) -> None:
     import torch
 
