@@ -245,3 +245,14 @@ def _scalar(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def parse_fidelity(spec: str) -> Fidelity:
+    """``quick``, ``quick:epochs=1,train_images=5120`` or ``quick+epochs=1,train_images=5120`` → a named fidelity."""
+    if not isinstance(spec, str) or not spec.strip() or len(spec) > 400:
+        raise ConfigError(f"a fidelity is PRESET or PRESET:FIELD=VALUE,…; got {shown(spec)}")
+    preset, sep, rest = spec.strip().replace("+", ":", 1).partition(":")
+    settings = [item for item in rest.split(",") if item.strip()] if sep else []
+    if sep and not settings:
+        raise ConfigError(f"fidelity {shown(spec)}: nothing after ':'; write PRESET:FIELD=VALUE,…")
+    return fidelity_from_options(preset.strip(), settings)

@@ -19,7 +19,7 @@ from typing import Any
 
 from nas.compare.members import GROUPS, Member, members_of, seeds_of
 from nas.errors import BudgetError, ConfigError, NASError, RunStoreError, shown
-from nas.fidelity import Fidelity
+from nas.fidelity import Fidelity, parse_fidelity
 from nas.objectives import parse_objectives
 from nas.run import RunConfig, RunStore, TrialRecord
 from nas.sampling import Shape
@@ -45,13 +45,6 @@ class CompareOptions(DesignedOptions):
     seeds: int | None = None
     fidelity: str | None = None
     long: str | None = None
-
-
-def parse_fidelity(spec: str) -> Fidelity:
-    """A fidelity written as the audit writes one (``PRESET`` or ``PRESET:FIELD=VALUE,…``)."""
-    from nas.search.audit import parse_fidelity as parse
-
-    return parse(spec)
 
 
 # ---- sources ----------------------------------------------------------------------------------------------------

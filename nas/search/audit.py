@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import ConfigError, SpaceError, shown
-from nas.fidelity import Fidelity, fidelity_from_options
+from nas.fidelity import Fidelity, parse_fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.panel import DEFAULT_STRATA, stratified_panel
 from nas.run import RunConfig, RunStore
@@ -49,17 +49,6 @@ class AuditOptions(DesignedOptions):
     fidelities: list[str] | None = None
     reference: str | None = None
     reuse: list[str] = field(default_factory=list)
-
-
-def parse_fidelity(spec: str) -> Fidelity:
-    """``quick``, ``quick:epochs=1,train_images=5120`` or ``quick+epochs=1,train_images=5120`` → a named fidelity."""
-    if not isinstance(spec, str) or not spec.strip() or len(spec) > 400:
-        raise ConfigError(f"a fidelity is PRESET or PRESET:FIELD=VALUE,…; got {shown(spec)}")
-    preset, sep, rest = spec.strip().replace("+", ":", 1).partition(":")
-    settings = [item for item in rest.split(",") if item.strip()] if sep else []
-    if sep and not settings:
-        raise ConfigError(f"fidelity {shown(spec)}: nothing after ':'; write PRESET:FIELD=VALUE,…")
-    return fidelity_from_options(preset.strip(), settings)
 
 
 def plan_fidelities(reference: str | None, signals: list[str] | None) -> list[Fidelity]:
