@@ -133,8 +133,9 @@ def cluster_resources() -> tuple[int, float]:
 
 
 def trial_slots(cpus_per_trial: int | None, workers: int | None, cpus: int) -> tuple[int, int]:
-    """(CPUs per trial, concurrent trials) on a cluster of ``cpus``: given values win; by default 2 CPUs a trial."""
-    per = cpus_per_trial or min(2, cpus)
+    """(CPUs per trial, concurrent trials) on a cluster of ``cpus``: given values win; by default 2 CPUs a trial,
+    or the CPUs shared among ``workers`` when only the number of trials at a time is given."""
+    per = cpus_per_trial or (max(1, cpus // workers) if workers else min(2, cpus))
     if per > cpus:
         raise ConfigError(f"--cpus-per-trial {per} is more than the {cpus} CPU(s) Ray has")
     return per, workers or max(1, cpus // per)

@@ -783,3 +783,16 @@ def test_a_ray_cluster_runs_the_trials_and_local_runs_stay_local(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_trial_slots_share_the_cpus_among_the_workers_asked_for() -> None:
+    from nas.errors import ConfigError
+    from nas.ray_session import trial_slots
+
+    assert trial_slots(None, None, 2) == (2, 1)  # the default: 2 CPUs a trial
+    assert trial_slots(None, 2, 2) == (1, 2)  # --workers 2 alone: both run at once, a CPU each
+    assert trial_slots(1, None, 2) == (1, 2)
+    assert trial_slots(None, 4, 16) == (4, 4)
+    assert trial_slots(None, 4, 2) == (1, 4)  # more workers than CPUs: one CPU each, Ray runs what fits
+    with pytest.raises(ConfigError, match="more than the 2 CPU"):
+        trial_slots(3, None, 2)

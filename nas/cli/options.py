@@ -190,7 +190,8 @@ def load_data(args: argparse.Namespace) -> Any:
 def add_designed_run_options(p: argparse.ArgumentParser, kind: str) -> None:
     """Execution and run-folder options of `nas study` and `nas audit` (``kind``: the verb)."""
     p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
-    p.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 2)")
+    p.add_argument("--cpus-per-trial", type=int,
+                   help="CPUs (and torch threads) per trial (default 2, or CPUs / --workers when that is given)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial (default 0)")
     p.add_argument("--address", help="address of an existing Ray cluster (default: start Ray locally)")
     p.add_argument("--run", help=f"run name or folder (default {kind}-<timestamp>)")

@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_fidelity_options(p, None)
     add_data_options(p, run_default=True)
     p.add_argument("--workers", type=int, help="trials at a time (default: CPUs / cpus-per-trial)")
-    p.add_argument("--cpus-per-trial", type=int, help="CPUs (and torch threads) per trial (default 2)")
+    p.add_argument("--cpus-per-trial", type=int,
+                   help="CPUs (and torch threads) per trial (default 2, or CPUs / --workers when that is given)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="GPUs per trial (default 0)")
     p.add_argument("--address", help="address of an existing Ray cluster (default: start Ray locally)")
     p.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://… (default: results/<run>/study.db)")

@@ -111,14 +111,13 @@ def _ray_trial(config: dict[str, Any], data: Any = None, jobs: Any = None) -> No
 
 def _run_on_ray(plan: Plan, opts: RetrainOptions, console: Any) -> list[dict[str, Any]]:
     """Each job as one Ray Tune trial (``workers`` at a time, ``cpus_per_trial`` CPUs and threads each)."""
-    from nas.ray_session import cluster_resources, ray_session
+    from nas.ray_session import cluster_resources, ray_session, trial_slots
 
     with ray_session():
         from ray import tune
 
         cpus, n_gpus = cluster_resources()
-        workers = min(opts.workers, len(plan.jobs))
-        per = opts.cpus_per_trial or max(1, cpus // workers)
+        per, workers = trial_slots(opts.cpus_per_trial, min(opts.workers, len(plan.jobs)), cpus)
         gpus = min(1.0, n_gpus / workers) if opts.device == "cuda" else 0.0
         if opts.device == "cuda" and gpus <= 0:
             raise ConfigError("--device cuda, but the Ray cluster has no GPU")
