@@ -113,6 +113,7 @@ def test_verdicts() -> None:
     assert verdict(Estimate(0.015, 0.005, 0.02), 0.0196) == "within noise"  # interval clear of 0, below noise
     assert verdict(Estimate(-0.05, -0.07, -0.03), 0.0196) == "behind"
     assert verdict(Estimate(math.nan, math.nan, math.nan), 0.0196) == "undetermined"
+    assert verdict(Estimate(0.05, 0.05, 0.05), math.nan).startswith("undetermined: no seed noise")  # one seed each
 
 
 def test_no_winner_at_comparable_macs_is_said() -> None:

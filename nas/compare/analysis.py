@@ -191,15 +191,22 @@ def resolvable_difference(sd: float, n_seeds: int) -> float:
     return Z * sd * math.sqrt(2.0 / n_seeds) if n_seeds > 0 else math.nan
 
 
+NO_NOISE = "undetermined: no seed noise measured yet (no network has two seeds)"
+
+
 def verdict(estimate: Estimate, resolvable: float) -> str:
-    """ahead / behind when the interval excludes 0 and the difference exceeds the noise; else within noise."""
+    """ahead / behind when the interval excludes 0 and the difference exceeds the noise; else within noise.
+
+    Without a measured seed noise (every network trained once) there is no verdict: one seed's difference
+    and its degenerate interval say nothing about noise."""
     d = estimate.value
     if not math.isfinite(d):
         return "undetermined"
-    noise = resolvable if math.isfinite(resolvable) else 0.0
-    if estimate.lo > 0 and d > noise:
+    if not math.isfinite(resolvable):
+        return NO_NOISE
+    if estimate.lo > 0 and d > resolvable:
         return "ahead"
-    if estimate.hi < 0 and d < -noise:
+    if estimate.hi < 0 and d < -resolvable:
         return "behind"
     return "within noise"
 
