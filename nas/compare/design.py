@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.compare.members import GROUPS, Member, members_of, seeds_of
+from nas.compare.members import GROUPS, Member, members_of, planned_trials, seeds_of
 from nas.errors import BudgetError, ConfigError, NASError, RunStoreError, shown
 from nas.fidelity import Fidelity, parse_fidelity
 from nas.objectives import parse_objectives
@@ -207,15 +207,10 @@ def check_options(opts: CompareOptions) -> tuple[list[tuple[RunStore, RunConfig]
 def plan_members(opts: CompareOptions, shape: Shape,
                  runs: list[tuple[RunStore, RunConfig]]) -> tuple[list[Member], dict[str, Any]]:
     """Every member of the comparison and what run.yaml records about how they were chosen."""
-    from nas.space import Budget, Space, parse_budget, parse_space
+    from nas.space import Space, parse_space
 
     top = DEFAULT_TOP if opts.top is None else opts.top
-    if runs:
-        budget = runs[0][1].budget
-    elif opts.budget is not None:
-        budget = Budget(parse_budget(opts.budget), opts.tolerance or 0.05, opts.divisor or 8)
-    else:
-        budget = None
+    budget = runs[0][1].budget if runs else opts.given_budget()
     space, space_file = None, None
     if opts.space_file is not None or (opts.random is not None and not runs):
         from nas.search.settings import default_space
@@ -313,7 +308,7 @@ def new_compare_config(opts: CompareOptions, shape: Shape) -> tuple[RunConfig, R
     """The RunConfig of a new comparison and its (not yet created) store; nothing is written here."""
     runs, fidelity, long = check_options(opts)
     seeds = DEFAULT_SEEDS if opts.seeds is None else opts.seeds
-    members, plan = plan_members(opts, shape, runs)
+    _, plan = plan_members(opts, shape, runs)
     store = new_store(opts.run, opts.results_dir, "compare")
     base = opts.seed or 0
     design = {**plan["design"], "seeds": [base + s for s in range(seeds)],
@@ -323,10 +318,9 @@ def new_compare_config(opts: CompareOptions, shape: Shape) -> tuple[RunConfig, R
         kind="compare", space_file=plan["space_file"], space_name=space.name if space is not None else "compare",
         space=space.spec.raw if space is not None else {}, budget=plan["budget"],
         objectives=parse_objectives("accuracy", opts.interference or "polysemanticity"), sampler="compare",
-        fidelity=fidelity, trials=len(members) * seeds + (0 if long is None else len({m.group for m in members})),
-        seed=base,
-        design=design, **opts.config_fields(store),
+        fidelity=fidelity, trials=0, seed=base, design=design, **opts.config_fields(store),
     )
+    config.trials = planned_trials(config)
     return config, store
 
 

@@ -90,12 +90,10 @@ def plan_panel(opts: AuditOptions, shape: Shape) -> tuple[list[Solved], dict[str
 
 
 def _panel_from(text: str, opts: AuditOptions, shape: Shape) -> tuple[list[Solved], dict[str, Any]]:
-    from nas.space import Budget, parse_budget
     from nas.space.architecture import Architecture
 
     path = Path(text)
-    budget = None if opts.budget is None else Budget(parse_budget(opts.budget), opts.tolerance or 0.05,
-                                                      opts.divisor or 8)
+    budget = opts.given_budget()
     try:
         is_dir, is_file = path.is_dir(), path.is_file()
     except (OSError, ValueError):

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.run import RunStore
+
+if TYPE_CHECKING:
+    from nas.space import Budget
 from nas.storage import mask_argv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +41,14 @@ class RunOptions:
     run: str | None = None
     resume: bool = False
     results_dir: Path = field(default_factory=lambda: Path("results"))
+
+    def given_budget(self) -> Budget | None:
+        """--budget with --tolerance and --divisor (their defaults 0.05 and 8) as a Budget; None when not given."""
+        from nas.space import Budget, parse_budget
+
+        if self.budget is None:
+            return None
+        return Budget(parse_budget(self.budget), self.tolerance or 0.05, self.divisor or 8)
 
     def config_fields(self, store: RunStore) -> dict[str, Any]:
         """The RunConfig fields every new run fills alike: its name, data, execution and provenance."""
