@@ -306,10 +306,15 @@ def test_unit_helpers() -> None:
         "depthwise": "mixed",  # basic dense, separable dw, convnext dense
         "kernel": "mixed",
         "norm": "mixed",  # bn, ln, convnext always ln
+        "se": "0",  # no stage has squeeze-excitation
         "depth": "6",
     }
     sep = arch_features(Architecture.parse("stem_c16_k3_s1/separable_d1_s1_c16_k3_solu_bn"))
     assert (sep["expansion"], sep["depthwise"], sep["superlinear"]) == ("n/a", "dw", "yes")
+    mbconv = Architecture.parse(
+        "stem_c16/inverted_d1_s1_c16_e4_k3_relu_dw_bn_se0.25/inverted_d1_s2_c24_e4_k3_relu_dw_bn"
+    )
+    assert (arch_features(mbconv)["se"], arch_features(mbconv)["expansion"]) == ("mixed", "4")
 
 
 # ---- objectives ------------------------------------------------------------------------------------------------

@@ -188,7 +188,14 @@ def test_sample_json_in_budget_and_reproducible(capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize(
     ("name", "params", "macs"),
-    [("resnet18", 11_689_512, 1.82e9), ("mobilenet_v2", 3_504_872, None)],
+    [
+        ("resnet18", 11_689_512, 1.82e9),
+        ("mobilenet_v2", 3_504_872, None),
+        # torchvision's documented GFLOPS (MACs): 0.057, 0.217, 0.386; fvcore also counts SE's scaling products
+        ("mobilenet_v3_small", 2_542_856, 0.057e9),
+        ("mobilenet_v3_large", 5_483_032, 0.217e9),
+        ("efficientnet_b0", 5_288_548, 0.386e9),
+    ],
 )
 def test_describe_baselines(capsys: pytest.CaptureFixture[str], name: str, params: int, macs: float | None) -> None:
     code, out, err = run(capsys, "describe", SPACES / "baselines" / f"{name}.yaml", "--json", "--no-latency")
@@ -198,7 +205,7 @@ def test_describe_baselines(capsys: pytest.CaptureFixture[str], name: str, param
     assert info["input"] == {"channels": 3, "resolution": 224, "classes": 1000}
     assert info["latency_ms"] is None and info["macs"] > 0
     if macs is not None:
-        assert info["macs"] == pytest.approx(macs, rel=0.01)
+        assert info["macs"] == pytest.approx(macs, rel=0.01 if name == "resnet18" else 0.07)
 
 
 def test_eval_synthetic_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 BOTTLENECK = ROOT / "search_spaces" / "bottleneck.yaml"
 RESNET18 = ROOT / "search_spaces" / "baselines" / "resnet18.yaml"
+MOBILE = ROOT / "search_spaces" / "mobile.yaml"
+V3_SMALL = ROOT / "search_spaces" / "baselines" / "mobilenet_v3_small.yaml"
 TINY = "stem_c8_k3_s1/basic_d1_s1_c8_k3_relu_bn/basic_d1_s2_c16_k3_relu_bn"
 HUGE_WIDTH = "stem_c16_k3_s1/basic_d1_s1_c99999999_k3_relu_bn"
 WIDE = "stem_c16_k3_s1/basic_d2_s1_c40000_k3_relu_bn"
@@ -350,6 +352,50 @@ CASES: dict[str, Case] = {
     "validate-thousand-stages": lambda tmp: ["space", "validate", _file(
         tmp, "deep.yaml", "stages:\n" + "  - {depth: 1, width: 8}\n" * 1000)],
     "sample-space-budget-huge": lambda tmp: ["space", "sample", _space(tmp, "params: 1.5M", "params: 1e13")],
+    # squeeze-excitation, expanded widths, per-block lists, the hidden head layer (search_spaces/mobile.yaml)
+    "describe-se-ratio-big": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e6_k3_relu_dw_bn_se1.5"],
+    "describe-se-ratio-negative": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e6_k3_relu_dw_bn_se-0.25"],
+    "describe-se-unknown-part": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e6_k3_relu_dw_bn_se0.25-tanh"],
+    "describe-se-twice": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e6_k3_relu_dw_bn_se0.25_se0.5"],
+    "describe-expansion-below-1": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e0.5_k3_relu_dw_bn"],
+    "describe-expansion-long-decimal": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e3." + "6" * 5000],
+    "describe-head-hidden-0": lambda tmp: ["describe", TINY + "/head_h0"],
+    "describe-stem-two-activations": lambda tmp: ["describe", "stem_c8_relu_silu/basic_d1_s1_c16_k3_relu_bn"],
+    "mobile-se-ratio-big": lambda tmp: ["space", "validate", _space(tmp, "values: [0, 0.25]", "values: [0, 1.25]",
+                                                                     MOBILE)],
+    "mobile-se-ratio-zero-only-negative": lambda tmp: ["space", "validate", _space(
+        tmp, "values: [0, 0.25]", "values: [-0.25]", MOBILE)],
+    "mobile-se-form-searched": lambda tmp: ["space", "validate", _space(
+        tmp, "se_gate: hardsigmoid", "se_gate: [hardsigmoid, sigmoid]", MOBILE)],
+    "mobile-se-gate-unknown": lambda tmp: ["space", "validate", _space(
+        tmp, "se_gate: hardsigmoid", "se_gate: softmax", MOBILE)],
+    "mobile-se-unknown-key": lambda tmp: ["space", "validate", _space(
+        tmp, "se_gate: hardsigmoid", "se_gate: hardsigmoid\n  se_ratio: 0.25", MOBILE)],
+    "mobile-expansion-fraction-below-1": lambda tmp: ["space", "validate", _space(
+        tmp, "values: [2.5, 3.67, 4.5, 6]", "values: [0.5, 3.67]", MOBILE)],
+    "mobile-expansion-string": lambda tmp: ["space", "validate", _space(
+        tmp, "values: [2.5, 3.67, 4.5, 6]", "values: ['3.67']", MOBILE)],
+    "mobile-head-hidden-negative": lambda tmp: ["space", "validate", _space(tmp, "hidden: 1024", "hidden: -1",
+                                                                             MOBILE)],
+    "mobile-stem-activation-unknown": lambda tmp: ["space", "validate", _space(
+        tmp, "activation: hardswish}", "activation: mish}", MOBILE)],
+    "v3-expanded-below-input": lambda tmp: ["describe", _space(tmp, "{expanded: 72}", "{expanded: 8}", V3_SMALL)],
+    "v3-expanded-and-expansion": lambda tmp: ["describe", _space(tmp, "{expanded: 72}", "{expanded: 72, expansion: 3}",
+                                                                 V3_SMALL)],
+    "v3-blocks-empty": lambda tmp: ["describe", _space(tmp, "blocks: [{expanded: 72}, {expanded: 88}]", "blocks: []",
+                                                       V3_SMALL)],
+    "v3-blocks-not-a-list": lambda tmp: ["describe", _space(
+        tmp, "blocks: [{expanded: 72}, {expanded: 88}]", "blocks: 2", V3_SMALL)],
+    "v3-block-stride": lambda tmp: ["describe", _space(
+        tmp, "blocks: [{expanded: 72}, {expanded: 88}]", "blocks: [{expanded: 72}, {expanded: 88, stride: 2}]",
+        V3_SMALL)],
+    "v3-blocks-depth-mismatch": lambda tmp: ["describe", _space(
+        tmp, "blocks: [{expanded: 72}, {expanded: 88}]", "depth: 3\n    blocks: [{expanded: 72}, {expanded: 88}]",
+        V3_SMALL)],
+    "v3-blocks-too-many": lambda tmp: ["describe", _space(
+        tmp, "blocks: [{expanded: 72}, {expanded: 88}]", "blocks: [" + ", ".join(["{expanded: 72}"] * 40) + "]",
+        V3_SMALL)],
+    "v3-se-of-unknown": lambda tmp: ["describe", _space(tmp, "se_of: expanded", "se_of: output", V3_SMALL)],
     "describe-missing-yaml": lambda tmp: ["describe", "no/such/space.yaml"],
     # ---- eval: devices, threads, fidelities, data
     "eval-device-tpu": lambda tmp: ["eval", TINY, *SYN, "--device", "tpu", *FAST],

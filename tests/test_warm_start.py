@@ -30,7 +30,7 @@ def test_params_of_recovers_what_built_every_sampled_architecture() -> None:
     rng = random.Random(0)
     for _ in range(300):
         arch = space.sample(rng)
-        scaled = arch.with_widths(arch.stem.width * 2, [s.width * 3 for s in arch.stages], arch.head.width)
+        scaled = arch.with_widths(arch.stem.width * 2, [s.width * 3 for s in arch.stages], arch.head.width, None)
         params = params_of(space, scaled)
         assert params is not None
         assert space.build(lambda key, values, p=params: p[key]) == arch  # the same network

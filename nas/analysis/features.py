@@ -3,7 +3,8 @@
 For each choice the value is the one every stage agrees on, else ``mixed``; a choice that no stage's
 family reads is ``n/a`` (e.g. expansion in a ``basic`` network). Depthwise and norm are the effective
 ones: ``separable`` is always depthwise, ``basic`` and ``nodepth`` always dense, ``convnext`` always
-LayerNorm. ``superlinear`` is ``yes`` when every stage's activation is superlinear, ``no`` when none is.
+LayerNorm. ``se`` is the squeeze-excitation ratio (0: none, as in every family that has no SE).
+``superlinear`` is ``yes`` when every stage's activation is superlinear, ``no`` when none is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from nas.space.vocabulary import ACTIVATIONS, FAMILIES, FOLDED_NORM
 if TYPE_CHECKING:
     import pandas as pd
 
-CHOICES: tuple[str, ...] = ("block", "activation", "superlinear", "expansion", "depthwise", "kernel", "norm", "depth")
+CHOICES: tuple[str, ...] = (
+    "block", "activation", "superlinear", "expansion", "depthwise", "kernel", "norm", "se", "depth"
+)
 MIXED = "mixed"
 NOT_APPLICABLE = "n/a"
 ALWAYS_DEPTHWISE = frozenset({"separable"})  # families without the choice whose spatial conv is depthwise
@@ -52,6 +55,7 @@ def arch_features(arch: Architecture) -> dict[str, str]:
         "depthwise": _agree(_depthwise(s) for s in stages),
         "kernel": _agree(s.kernel for s in stages),
         "norm": _agree(s.norm if FAMILIES[s.block].uses_norm else FOLDED_NORM for s in stages),
+        "se": _agree(f"{s.se:g}" for s in stages),
         "depth": str(arch.depth),
     }
 

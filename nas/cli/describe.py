@@ -58,12 +58,15 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]{info['arch']}[/bold]  (hash {info['hash']})")
     if adapted != solved.arch:
         console.print(f"input {shape.resolution} px ≤ 64: stem downsampling dropped → {info['built_as']}")
-    table = Table("stage", "block", "depth", "stride", "width", "e", "k", "activation", "dw", "norm", "params", "MACs")
+    table = Table(
+        "stage", "block", "depth", "stride", "width", "e", "k", "activation", "dw", "norm", "SE", "params", "MACs"
+    )
     for stage, row in zip(adapted.stages, report.per_stage, strict=True):
+        se = f"{stage.se:g} of {stage.se_of}, {stage.se_activation}, {stage.se_gate}" if stage.se else "-"
         table.add_row(
             str(row["stage"]), stage.block, str(stage.depth), str(stage.stride), str(stage.width),
             str(stage.expansion), str(stage.kernel), stage.activation, "yes" if stage.depthwise else "no",
-            stage.norm, f"{row['params']:,}", format_count(row["macs"]),
+            stage.norm, se, f"{row['params']:,}", format_count(row["macs"]),
         )
     console.print(table)
     console.print(

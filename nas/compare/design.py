@@ -240,7 +240,8 @@ def plan_members(opts: CompareOptions, shape: Shape,
     given = arch_members(opts.archs, budget, shape)
     members = _unique(interleave([found, drawn, base, given]))
     if not members:
-        names = ", ".join(b["name"] for b in infeasible)
+        names = ", ".join(b["name"] for b in infeasible[:3]) + (f" and {len(infeasible) - 3} more"
+                                                                 if len(infeasible) > 3 else "")
         raise BudgetError(f"no member of the comparison can be built at this budget: every baseline ({names}) is "
                           f"infeasible; the first because {shown(infeasible[0]['reason'], 160)}")
     design = {"runs": [str(s.root) for s, _ in runs], "top": top if runs else None, "random": opts.random,

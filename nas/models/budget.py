@@ -34,11 +34,13 @@ class _Counter:
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.has_head = ref.head.width is not None
+        self.has_hidden = ref.head.hidden is not None
         self.n_stages = len(ref.stages)
-        self._cache: dict[tuple[int, int, int], int] = {}
+        self._cache: dict[tuple[int, ...], int] = {}
 
     def __call__(self, widths: list[int]) -> int:
-        """``widths`` = [stem, stage 0, ..., stage n-1] (+ [head] when the reference has a head width)."""
+        """``widths`` = [stem, stage 0, ..., stage n-1] (+ [head] when the reference has a head width)
+        (+ [hidden] when it has a hidden classifier layer)."""
         cache, ref = self._cache, self.ref
         key = (-1, 0, widths[0])
         n = cache.get(key)
@@ -53,11 +55,12 @@ class _Counter:
                 n = cache[key] = stage_params(widths[i], widths[i + 1], stage)
             total += n
         c = widths[self.n_stages]
-        head_w = widths[-1] if self.has_head else 0
-        key = (self.n_stages, c, head_w)
+        head_w = widths[self.n_stages + 1] if self.has_head else 0
+        hidden = widths[-1] if self.has_hidden else 0
+        key = (self.n_stages, c, head_w, hidden)
         n = cache.get(key)
         if n is None:
-            head = replace(ref.head, width=head_w or None)
+            head = replace(ref.head, width=head_w or None, hidden=hidden or None)
             n = cache[key] = ClassifierHead.count_params(c, head, ref.stages[-1], self.num_classes)
         return total + n
 
@@ -99,10 +102,11 @@ def solve_budget(
 ) -> Architecture:
     """The reference with widths scaled so that ``(1 - tolerance) * budget <= params <= budget``.
 
-    Every width of the reference (stem, stages, head) is a reference width w. Bisection finds the largest
-    multiplier m for which the widths ``round_to_divisor(w * m, divisor)`` fit the budget; then a greedy
-    pass repeatedly adds one divisor step to the width (stage, stem or head) whose step brings the count
-    closest to the budget without exceeding it (ties go to later stages), until no step fits.
+    Every width of the reference (stem, stages, head, hidden classifier layer) is a reference width w.
+    Bisection finds the largest multiplier m for which the widths ``round_to_divisor(w * m, divisor)`` fit
+    the budget; then a greedy pass repeatedly adds one divisor step to the width (stage, stem or head)
+    whose step brings the count closest to the budget without exceeding it (ties go to later stages),
+    until no step fits.
 
     One divisor step of a heavy stage can be a fifth of a small budget, so the gap the bisection leaves is
     often filled by the cheap widths; left alone, the greedy pass would blow the stem up to tens of times
@@ -126,6 +130,8 @@ def solve_budget(
     refs = [reference.stem.width] + [s.width for s in reference.stages]
     if count.has_head:
         refs.append(reference.head.width)  # type: ignore[arg-type]
+    if count.has_hidden:
+        refs.append(reference.head.hidden)  # type: ignore[arg-type]
 
     def widths_at(m: float) -> list[int]:
         return [round_to_divisor(r * m, divisor) for r in refs]
@@ -185,4 +191,5 @@ def solve_budget(
         )
     n_stages = len(reference.stages)
     head_width = widths[n_stages + 1] if count.has_head else None
-    return reference.with_widths(widths[0], widths[1 : n_stages + 1], head_width)
+    hidden = widths[-1] if count.has_hidden else None
+    return reference.with_widths(widths[0], widths[1 : n_stages + 1], head_width, hidden)

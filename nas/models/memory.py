@@ -10,7 +10,8 @@ memory is an upper estimate of the float32 bytes of every layer output in one fo
   can be: ``LAYERS_PER_BLOCK`` outputs of max(C_in, C_out) channels for the families that do not expand,
   and for the two that do (``inverted``: 1x1 to C_in·e, ``convnext``: 1x1 to C_out·e) their wide layers
   at max(C_in, C_out)·e plus their narrow ones at max(C_in, C_out) (``EXPANDING_LAYERS``);
-- the head's 1x1 conv, norm and activation, and the logits.
+- squeeze-excitation's scaled map at the expanded width (and its pooled vectors);
+- the head's 1x1 conv, norm and activation, the hidden classifier layer and its activation, and the logits.
 
 The estimate is at most a few times the measured value (a test pins the ratio on the baselines). It says
 whether a network can be built and run on one image, not whether it can be trained: training adds
@@ -105,10 +106,14 @@ def activation_elements(arch: Architecture, *, in_channels: int, num_classes: in
             stride = stage.stride if i == 0 else 1
             channels = max(c, stage.width)
             total += (wide * stage.expansion + narrow) * channels * size * size
+            if stage.se:  # the scaled map, and the pooled and squeezed vectors
+                total += channels * stage.expansion * (size * size + 2)
             size, c = _out(size, stride), stage.width
     if arch.head.width:
         total += 3 * arch.head.width * size * size
         c = arch.head.width
+    if arch.head.hidden:
+        total += 2 * arch.head.hidden
     return total + c + num_classes
 
 

@@ -16,8 +16,12 @@ def _stem_norm(first: Stage) -> str:
     return "layer" if first.block == "convnext" else first.folded().norm
 
 
+def _stem_activation(stem: Stem, first: Stage) -> str:
+    return stem.activation or first.activation
+
+
 class NetworkStem(nn.Sequential):
-    """conv k x k stride s -> norm -> σ (of the first stage) [-> 3x3/2 max-pool].
+    """conv k x k stride s -> norm -> σ (the stem's own, else the first stage's) [-> 3x3/2 max-pool].
 
     When the first stage is ``convnext`` the stem is ConvNeXt's patchify stem: conv -> LayerNorm, no σ.
     """
@@ -29,7 +33,7 @@ class NetworkStem(nn.Sequential):
             make_norm(norm, stem.width),
         ]
         if first.block != "convnext":
-            layers.append(make_activation(first.activation, stem.width))
+            layers.append(make_activation(_stem_activation(stem, first), stem.width))
         if stem.pool:
             layers.append(nn.MaxPool2d(3, 2, padding=1))
         super().__init__(*layers)
@@ -38,12 +42,15 @@ class NetworkStem(nn.Sequential):
     def count_params(in_channels: int, stem: Stem, first: Stage) -> int:
         n = conv_params(in_channels, stem.width, stem.kernel) + norm_params(_stem_norm(first), stem.width)
         if first.block != "convnext":
-            n += activation_params(first.activation, stem.width)
+            n += activation_params(_stem_activation(stem, first), stem.width)
         return n
 
 
 class ClassifierHead(nn.Module):
-    """[1x1 conv to head width -> norm -> σ (of the last stage)] -> global average pool -> dropout -> linear."""
+    """[1x1 conv to head width -> norm -> σ] -> global average pool [-> linear to hidden -> σ] -> dropout -> linear.
+
+    σ is the last stage's activation (MobileNetV3's hidden classifier layer uses the last blocks' hard-swish).
+    """
 
     def __init__(self, c_in: int, head: Head, last: Stage, num_classes: int) -> None:
         super().__init__()
@@ -51,19 +58,28 @@ class ClassifierHead(nn.Module):
         self.conv: nn.Module = (
             ConvNorm(c_in, head.width, 1, norm=last.norm, act=last.activation) if head.width else nn.Identity()
         )
+        pooled = head.width or c_in
+        self.hidden: nn.Module = (
+            nn.Sequential(nn.Linear(pooled, head.hidden), make_activation(last.activation, head.hidden))
+            if head.hidden
+            else nn.Identity()
+        )
         self.dropout = nn.Dropout(head.dropout)
-        self.fc = nn.Linear(head.width or c_in, num_classes)
+        self.fc = nn.Linear(head.hidden or pooled, num_classes)
 
     @staticmethod
     def count_params(c_in: int, head: Head, last: Stage, num_classes: int) -> int:
         n = 0
+        last = last.folded()
         if head.width:
-            last = last.folded()
             n = ConvNorm.count_params(c_in, head.width, 1, norm=last.norm, act=last.activation)
-        return n + conv_params(head.width or c_in, num_classes, 1, bias=True)
+        pooled = head.width or c_in
+        if head.hidden:
+            n += conv_params(pooled, head.hidden, 1, bias=True) + activation_params(last.activation, head.hidden)
+        return n + conv_params(head.hidden or pooled, num_classes, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x).mean(dim=(2, 3))
+        x = self.hidden(self.conv(x).mean(dim=(2, 3)))
         return self.fc(self.dropout(x))
 
 

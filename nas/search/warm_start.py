@@ -78,7 +78,7 @@ def params_of(space: Space, arch: Architecture) -> dict[str, Any] | None:
         built = space.build(pick)
     except (LookupError, ValueError):
         return None
-    rebuilt = built.with_widths(arch.stem.width, [s.width for s in arch.stages], arch.head.width)
+    rebuilt = built.with_widths(arch.stem.width, [s.width for s in arch.stages], arch.head.width, arch.head.hidden)
     return params if rebuilt == arch else None
 
 

@@ -15,7 +15,9 @@ stage kernel                odd, 1 … 15 (padding k // 2 keeps every block's ou
 stage stride                1 or 2
 stage depth                 1 … 128 blocks
 stages                      1 … 32 of them
-expansion                   1 … 16
+expansion                   a number 1 … 16; a fraction is kept to 4 decimals (``EXPANSION_DECIMALS``)
+squeeze-excitation (se)     0 (none) or a ratio in (0, 1]
+head hidden width           optional, 1 … 16,384 (the hidden classifier layer)
 head dropout                a number in [0, 1)
 input resolution            4 … 16,384 px
 input channels              1 … 1,024
@@ -38,6 +40,7 @@ KERNEL_MAX = 15
 DEPTH_MAX = 128
 STAGES_MAX = 32
 EXPANSION_MAX = 16
+EXPANSION_DECIMALS = 4
 RESOLUTION_MIN, RESOLUTION_MAX = 4, 16_384
 CHANNELS_MAX = 1_024
 CLASSES_MAX = 1_000_000
@@ -80,11 +83,11 @@ RULES: dict[str, IntRule] = {
     "depth": IntRule(1, DEPTH_MAX),
     "stride": IntRule(allowed=STAGE_STRIDES),
     "kernel": IntRule(1, KERNEL_MAX, odd=True),
-    "expansion": IntRule(1, EXPANSION_MAX),
     "stem.width": IntRule(1, WIDTH_MAX),
     "stem.kernel": IntRule(1, KERNEL_MAX),
     "stem.stride": IntRule(allowed=STEM_STRIDES),
     "head.width": IntRule(1, WIDTH_MAX),
+    "head.hidden": IntRule(1, WIDTH_MAX),
     "resolution": IntRule(RESOLUTION_MIN, RESOLUTION_MAX),
     "channels": IntRule(1, CHANNELS_MAX),
     "classes": IntRule(2, CLASSES_MAX),
@@ -92,8 +95,36 @@ RULES: dict[str, IntRule] = {
 
 
 def problem(field: str, value: object) -> str | None:
-    """What is wrong with ``value`` for ``field`` (a key of ``RULES``), or ``None`` when it is allowed."""
+    """What is wrong with ``value`` for ``field`` (a key of ``RULES``, or ``expansion``/``se``), or ``None``."""
+    if field == "expansion":
+        return expansion_problem(value)
+    if field == "se":
+        return se_problem(value)
     return RULES[field].problem(value)
+
+
+def _number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def expansion_problem(value: object) -> str | None:
+    """Expansion: a number from 1 to ``EXPANSION_MAX`` (whole, or a fraction such as 3.6667)."""
+    if not _number(value) or not 1 <= value <= EXPANSION_MAX:  # type: ignore[operator]
+        return f"must be a number from 1 to {EXPANSION_MAX}, got {shown(value)}"
+    return None
+
+
+def canonical_expansion(value: float) -> int | float:
+    """An expansion as stored: a whole number as an int, a fraction rounded to ``EXPANSION_DECIMALS`` places."""
+    rounded = round(float(value), EXPANSION_DECIMALS)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def se_problem(value: object) -> str | None:
+    """Squeeze-excitation ratio: 0 for none, else a number in (0, 1]."""
+    if not _number(value) or not 0 <= value <= 1:  # type: ignore[operator]
+        return f"must be 0 (no squeeze-excitation) or a ratio in (0, 1], got {shown(value)}"
+    return None
 
 
 def stem_problem(kernel: int, stride: int) -> str | None:

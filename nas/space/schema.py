@@ -4,11 +4,15 @@ Top-level keys (all but ``stages`` optional)::
 
     name: bottleneck              # defaults to the file stem
     description: free text
-    stem:   {width: 16, kernel: 3, stride: 1, pool: false}
+    stem:   {width: 16, kernel: 3, stride: 1, pool: false}   # activation: <name> (else the first stage's)
     stages:                       # one mapping per stage
       - {stride: 1, depth: [1, 2], width: 16}      # depth: int or list; width: channels
       - {stride: 2, depth: 2, width: 32, block: inverted, expansion: [4, 6]}  # per-stage overrides
-    head:   {width: null, dropout: 0.0}            # optional 1x1 conv before the classifier
+      - {stride: 2, depth: 1, width: 40, expanded: 96, se: 0.25}  # expanded: the hidden width itself
+      - stride: 2                 # blocks that differ: one mapping per block (the first one strides);
+        width: 48                 # the stage's keys are every block's defaults; each becomes a stage
+        blocks: [{kernel: 3, expanded: 120}, {kernel: 5, expanded: 144, activation: hardswish}]
+    head:   {width: null, hidden: null, dropout: 0.0}  # optional 1x1 conv and hidden linear layer
     choices:                      # the decisions; a list, a single value, or {values: [...], per: network|stage}
       block:      {values: [basic, inverted], per: network}
       expansion:  [1, 2, 4, 6]    # per stage by default
@@ -16,6 +20,10 @@ Top-level keys (all but ``stages`` optional)::
       depthwise:  [true, false]
       kernel:     [3, 5]
       norm:       [batch, layer]
+      se:         [0, 0.25]       # squeeze-excitation ratio (0: none); read by inverted blocks only
+      se_of: expanded             # se_of, se_activation, se_gate: the SE's form, one value each
+      se_activation: relu         # (per network, or per stage as a stage key)
+      se_gate: hardsigmoid
     budget: {params: 1.5M, tolerance: 0.05, divisor: 8}
     input:  {resolution: 224, channels: 3, classes: 1000}  # shape `describe` uses; data sets override
 
@@ -23,7 +31,9 @@ Widths are absolute channel counts when no budget is in force and reference widt
 scaled together by the budget solver, when one is. Every number obeys the field rules of
 ``nas.space.rules`` (the same rules the architecture-string parser applies): widths 1 … 16,384,
 stage kernels odd (1 … 15), stage strides 1 or 2, stem stride 1, 2 or 4 with an odd kernel or an
-even patchify kernel (equal to the stride, or at stride 1), depths 1 … 128, at most 32 stages, expansion 1 … 16.
+even patchify kernel (equal to the stride, or at stride 1), depths 1 … 128, at most 32 stages (after a
+stage's ``blocks`` are counted one stage each), expansion a number 1 … 16 (``expanded`` at least the
+block's input width), SE ratio 0 or in (0, 1].
 
 The file itself is read defensively: at most 64 KiB (``MAX_FILE_BYTES``; shipped files are 1–2 KB) of
 UTF-8 text, nested at most 16 levels (``MAX_DEPTH``), with no duplicate key in any mapping, no merge
@@ -43,13 +53,15 @@ from nas.errors import NASError, SpaceError, shown
 from nas.space import rules
 from nas.space.budget import Budget, check_divisor, check_tolerance, parse_budget
 from nas.space.paths import display_path, path_problem
-from nas.space.vocabulary import ACTIVATIONS, FAMILIES, NORMS
+from nas.space.vocabulary import ACTIVATIONS, FAMILIES, NORMS, SE_BASES, SE_GATES
 
 MAX_FILE_BYTES = 64 * 1024
 MAX_DEPTH = 16
 MAX_NAME_LENGTH = 255
 
-CHOICE_NAMES: tuple[str, ...] = ("block", "expansion", "activation", "depthwise", "kernel", "norm")
+CHOICE_NAMES: tuple[str, ...] = (
+    "block", "expansion", "activation", "depthwise", "kernel", "norm", "se", "se_of", "se_activation", "se_gate"
+)
 CHOICE_DEFAULTS: dict[str, Any] = {
     "block": "inverted",
     "expansion": 1,
@@ -57,15 +69,21 @@ CHOICE_DEFAULTS: dict[str, Any] = {
     "depthwise": True,
     "kernel": 3,
     "norm": "batch",
+    "se": 0.0,
+    "se_of": "expanded",
+    "se_activation": "relu",
+    "se_gate": "hardsigmoid",
 }
+# The form of squeeze-excitation is fixed (one value, per network or per stage); its ratio is searched.
+SE_FORM: tuple[str, ...] = ("se_of", "se_activation", "se_gate")
 PER_VALUES = ("stage", "network")
 
 _TOP_KEYS = {"name", "description", "input", "stem", "stages", "head", "choices", "budget"}
 _INPUT_KEYS = {"resolution", "channels", "classes"}
 DEFAULT_INPUT = {"resolution": 28, "channels": 1, "classes": 10}  # Fashion-MNIST
-_STEM_KEYS = {"width", "kernel", "stride", "pool"}
-_STAGE_KEYS = {"stride", "depth", "width", *CHOICE_NAMES}
-_HEAD_KEYS = {"width", "dropout"}
+_STEM_KEYS = {"width", "kernel", "stride", "pool", "activation"}
+_STAGE_KEYS = {"stride", "depth", "width", "expanded", "blocks", *CHOICE_NAMES}
+_HEAD_KEYS = {"width", "hidden", "dropout"}
 _BUDGET_KEYS = {"params", "tolerance", "divisor"}
 _CHOICE_KEYS = {"values", "per"}
 
@@ -151,8 +169,16 @@ def _word(where: _Where, path: str, what: str, value: Any, allowed: Any) -> str:
 def _check_value(where: _Where, path: str, name: str, value: Any) -> Any:
     if name == "block":
         return _word(where, path, "block", value, FAMILIES)
-    if name == "activation":
+    if name in ("activation", "se_activation"):
         return _word(where, path, "activation", value, ACTIVATIONS)
+    if name == "se_of":
+        return _word(where, path, "squeeze-excitation base", value, SE_BASES)
+    if name == "se_gate":
+        return _word(where, path, "squeeze-excitation gate", value, SE_GATES)
+    if name == "expansion":
+        return rules.canonical_expansion(_ruled(where, path, name, value))
+    if name == "se":
+        return float(_ruled(where, path, name, value))
     if name == "norm":
         return _word(where, path, "norm", value, NORMS)
     if name == "depthwise":
@@ -169,6 +195,8 @@ def _values(where: _Where, path: str, name: str, raw: Any) -> tuple[Any, ...]:
     values = tuple(_check_value(where, f"{path}[{i}]", name, v) for i, v in enumerate(items))
     if len(set(values)) != len(values):
         raise where.fail(path, f"lists a value twice: {shown(list(values))}")
+    if name in SE_FORM and len(values) > 1:
+        raise where.fail(path, f"takes one value (the form of squeeze-excitation is not searched), got {shown(items)}")
     return values
 
 
@@ -185,10 +213,38 @@ def _parse_choice(where: _Where, name: str, raw: Any) -> Choice:
     return Choice(name, _values(where, path, name, raw))
 
 
-def _parse_stage(where: _Where, index: int, raw: Any) -> StageSpec:
+def _stage_entries(where: _Where, index: int, raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    """A stage mapping as (key path, mapping) pairs: itself, or one per entry of its ``blocks`` list.
+
+    The stage's keys are every block's defaults; the first block takes the stage's stride, the others
+    stride 1; each block is one block (depth 1) unless it says otherwise.
+    """
     path = f"stages[{index}]"
     data = _mapping(where, path, raw)
     _unknown_keys(where, path, data, _STAGE_KEYS)
+    if "blocks" not in data:
+        return [(path, data)]
+    blocks = data["blocks"]
+    if not isinstance(blocks, list) or not blocks:
+        raise where.fail(f"{path}.blocks", f"must be a non-empty list of block mappings, got {shown(blocks)}")
+    if "depth" in data and data["depth"] != len(blocks):
+        raise where.fail(
+            f"{path}.depth", f"is {shown(data['depth'])} but {len(blocks)} blocks are listed; give one of the two"
+        )
+    shared = {key: value for key, value in data.items() if key not in ("blocks", "depth")}
+    entries = []
+    for j, block in enumerate(blocks):
+        block_path = f"{path}.blocks[{j}]"
+        block = _mapping(where, block_path, block)
+        _unknown_keys(where, block_path, block, _STAGE_KEYS - {"blocks", "stride"})
+        merged = {**shared, "depth": 1, **block}
+        merged["stride"] = shared.get("stride", 1) if j == 0 else 1
+        entries.append((block_path, merged))
+    return entries
+
+
+def _parse_stage(where: _Where, path: str, data: dict[str, Any], c_in: int) -> StageSpec:
+    """One stage mapping; ``c_in`` is the width before it (the stem's or the previous stage's)."""
     for key in ("width", "depth"):
         if key not in data:
             raise where.fail(path, f"missing key '{key}'")
@@ -198,7 +254,25 @@ def _parse_stage(where: _Where, index: int, raw: Any) -> StageSpec:
     overrides = {
         name: _values(where, f"{path}.{name}", name, data[name]) for name in CHOICE_NAMES if name in data
     }
+    if "expanded" in data:
+        if "expansion" in data:
+            raise where.fail(path, "give 'expansion' (a ratio) or 'expanded' (a width), not both")
+        overrides["expansion"] = _expansions(where, f"{path}.expanded", data["expanded"], c_in)
     return StageSpec(stride=stride, width=width, depths=tuple(sorted(depths)), overrides=overrides)
+
+
+def _expansions(where: _Where, path: str, raw: Any, c_in: int) -> tuple[Any, ...]:
+    """``expanded`` widths as expansions of the stage's first block input ``c_in`` (the later blocks of the
+    stage expand their own input by the same ratio)."""
+    widths = _values(where, path, "width", raw)
+    for width in widths:
+        if width < c_in:
+            raise where.fail(path, f"expanded width {width} is below the block's input width {c_in}")
+        if width > rules.EXPANSION_MAX * c_in:
+            raise where.fail(
+                path, f"expanded width {width} is more than {rules.EXPANSION_MAX} x the block's input width {c_in}"
+            )
+    return tuple(rules.canonical_expansion(width / c_in) for width in widths)
 
 
 def parse_budget_block(where: _Where, raw: Any) -> Budget:
@@ -224,6 +298,9 @@ def _parse_stem(where: _Where, raw: Any) -> dict[str, Any]:
         "kernel": _ruled(where, "stem.kernel", "stem.kernel", stem.get("kernel", 3)),
         "stride": _ruled(where, "stem.stride", "stem.stride", stem.get("stride", 1)),
         "pool": stem.get("pool", False),
+        "activation": None
+        if stem.get("activation") is None
+        else _word(where, "stem.activation", "activation", stem["activation"], ACTIVATIONS),
     }
     if not isinstance(parsed["pool"], bool):
         raise where.fail("stem.pool", f"must be true or false, got {shown(parsed['pool'])}")
@@ -239,11 +316,14 @@ def _parse_head(where: _Where, raw: Any) -> dict[str, Any]:
     width = head.get("width")
     if width is not None:
         _ruled(where, "head.width", "head.width", width)
+    hidden = head.get("hidden")
+    if hidden is not None:
+        _ruled(where, "head.hidden", "head.hidden", hidden)
     dropout = head.get("dropout", 0.0)
     problem = rules.dropout_problem(dropout)
     if problem is not None:
         raise where.fail("head.dropout", problem)
-    return {"width": width, "dropout": float(dropout)}
+    return {"width": width, "hidden": hidden, "dropout": float(dropout)}
 
 
 def parse_space(data: Any, source: str = "<space>") -> SpaceSpec:
@@ -259,7 +339,16 @@ def parse_space(data: Any, source: str = "<space>") -> SpaceSpec:
     problem = rules.stages_problem(len(data["stages"]))
     if problem is not None:
         raise where.fail("stages", problem)
-    stages = tuple(_parse_stage(where, i, s) for i, s in enumerate(data["stages"]))
+    entries = [entry for i, s in enumerate(data["stages"]) for entry in _stage_entries(where, i, s)]
+    problem = rules.stages_problem(len(entries))
+    if problem is not None:
+        raise where.fail("stages", f"{problem} (each listed block is one)")
+    stages_list: list[StageSpec] = []
+    c_in = stem["width"]
+    for path, entry in entries:
+        stages_list.append(_parse_stage(where, path, entry, c_in))
+        c_in = stages_list[-1].width
+    stages = tuple(stages_list)
     head = _parse_head(where, data.get("head"))
     choices_raw = _mapping(where, "choices", data.get("choices") or {})
     _unknown_keys(where, "choices", choices_raw, set(CHOICE_NAMES))

@@ -21,7 +21,12 @@ from nas.space.schema import CHOICE_NAMES, SpaceSpec, load_space_file
 from nas.space.vocabulary import FAMILIES
 
 # A choice is "read" by a family unless the family folds it away.
-_FOLDABLE = {"expansion": "uses_expansion", "depthwise": "uses_depthwise", "norm": "uses_norm"}
+_FOLDABLE = {
+    "expansion": "uses_expansion",
+    "depthwise": "uses_depthwise",
+    "norm": "uses_norm",
+    **{name: "uses_se" for name in ("se", "se_of", "se_activation", "se_gate")},
+}
 
 
 def family_reads(block: str, choice: str) -> bool:
@@ -145,7 +150,7 @@ class Space:
         return Architecture(
             stem=Stem(**spec.stem),
             stages=tuple(stages),
-            head=Head(width=spec.head["width"], dropout=spec.head["dropout"]),
+            head=Head(width=spec.head["width"], dropout=spec.head["dropout"], hidden=spec.head["hidden"]),
         )
 
     def sample(self, rng: random.Random) -> Architecture:

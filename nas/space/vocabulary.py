@@ -17,13 +17,14 @@ class FamilyInfo:
     uses_depthwise: bool
     uses_norm: bool
     anchor: str
+    uses_se: bool = False
 
 
 # Choices a family does not read are folded to a canonical value before hashing.
 FAMILIES: dict[str, FamilyInfo] = {
     "basic": FamilyInfo(False, False, True, "ResNet-18"),
     "bottleneck": FamilyInfo(True, True, True, "ResNet-50 (e=4)"),
-    "inverted": FamilyInfo(True, True, True, "MobileNetV2"),
+    "inverted": FamilyInfo(True, True, True, "MobileNetV2 (MobileNetV3 / EfficientNet MBConv with SE)", uses_se=True),
     "separable": FamilyInfo(False, False, True, "MobileNetV1"),
     "convnext": FamilyInfo(True, True, False, "ConvNeXt (always LayerNorm)"),
     "sandglass": FamilyInfo(True, True, True, "MobileNeXt"),
@@ -44,10 +45,16 @@ ACTIVATIONS: dict[str, bool] = {
 
 NORMS: tuple[str, ...] = ("batch", "layer")
 
+# Squeeze-excitation: the width it squeezes is a ratio of the block's expanded width (MobileNetV3) or of its
+# input width (EfficientNet); the gate that scales the channels.
+SE_BASES: tuple[str, ...] = ("expanded", "input")
+SE_GATES: tuple[str, ...] = ("hardsigmoid", "sigmoid")
+
 # Values a family ignores are replaced by these in the canonical form.
 FOLDED_EXPANSION = 1
 FOLDED_DEPTHWISE = False
 FOLDED_NORM = "layer"  # convnext is always LayerNorm
+FOLDED_SE = {"se": 0.0, "se_of": "expanded", "se_activation": "relu", "se_gate": "hardsigmoid"}  # no SE
 
 
 def is_superlinear(activation: str) -> bool:

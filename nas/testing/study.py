@@ -89,6 +89,8 @@ def study_architecture(levels: Levels, fixed: Mapping[str, Any] = STUDY_FIXED,
 def _typed(kind: Any, value: Any) -> Any:
     if kind in ("int", int):
         return int(value)
+    if kind in ("float", "int | float", float):
+        return float(value)
     if kind in ("bool", bool):
         return value if isinstance(value, bool) else str(value).lower() == "true"
     return str(value)

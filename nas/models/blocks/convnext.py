@@ -25,7 +25,7 @@ from torch import nn
 
 from nas.models.activations import activation_params, make_activation
 from nas.models.blocks.base import Block, register_block
-from nas.models.layers import conv2d, conv_params
+from nas.models.layers import conv2d, conv_params, expanded
 from nas.models.norms import ChannelLayerNorm, norm_params
 from nas.space.architecture import Stage
 
@@ -60,7 +60,7 @@ class ConvNeXtBlock(Block):
     def __init__(self, c_in: int, c_out: int, stride: int, stage: Stage) -> None:
         super().__init__(c_in, c_out, stride, stage)
         s = stage.folded()
-        hidden = c_out * s.expansion
+        hidden = expanded(c_out, s.expansion)
         self.downsample = Downsample(c_in, c_out, stride) if stride != 1 or c_in != c_out else None
         self.body = nn.Sequential(
             conv2d(c_out, c_out, s.kernel, groups=c_out if s.depthwise else 1),
@@ -75,7 +75,7 @@ class ConvNeXtBlock(Block):
     @classmethod
     def count_params(cls, c_in: int, c_out: int, stride: int, stage: Stage) -> int:
         s = stage.folded()
-        hidden = c_out * s.expansion
+        hidden = expanded(c_out, s.expansion)
         down = Downsample.count_params(c_in, c_out, stride) if stride != 1 or c_in != c_out else 0
         return (
             down
