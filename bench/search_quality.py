@@ -10,7 +10,8 @@ driven exactly as `nas search` drives its study (ask/tell, nas.search.samplers.m
 - cells naming one network (convnext reads no norm) are one network; a network already evaluated is reused
   (told its first result, no training) and counts as a trial, as in `nas search`;
 - otherwise the query returns ONE recorded result of the network, drawn at random per query (so seed noise is
-  real); a failed record is told FAIL and counts as a trial;
+  real); a failed record counts as a trial and is told as `nas search` tells it: an infeasible COMPLETE trial
+  with pessimistic values (nas.search.constraints; ``--failures fail``: FAIL, as runs before constraints);
 - with a pre-screen (``+ps``) each proposal goes through the rule of nas/search/prescreen.py: a pool of the
   sampler's proposal and N − 1 cells drawn uniformly (skipping infeasible, unrecorded and evaluated
   networks), each scored by one recorded zero-cost score of the network drawn at random; the best is
@@ -84,15 +85,17 @@ class Config:
     sampler: str
     population: int | None = None
     prescreen: bool = False
+    failures: str = "infeasible"  # how a failed trial is told: infeasible (nas.search.constraints) or fail
 
     @property
     def label(self) -> str:
         base = f"nsga2 pop {self.population}" if self.sampler == "nsga2" else self.sampler
-        return base + (" +ps" if self.prescreen else "")
+        return base + (" +ps" if self.prescreen else "") + (" fail" if self.failures == "fail" else "")
 
 
-def parse_configs(text: str, *, prescreen: bool = True) -> list[Config]:
-    """``random,nsga2:4,tpe,gp`` → configurations; each also with the pre-screen when ``prescreen``."""
+def parse_configs(text: str, *, prescreen: bool = True, failures: str = "infeasible") -> list[Config]:
+    """``random,nsga2:4,tpe,gp`` → configurations; each also with the pre-screen when ``prescreen``; failed trials
+    told as ``failures`` says (infeasible, fail, or both: every configuration each way)."""
     from nas.search.samplers import SAMPLERS
 
     out: list[Config] = []
@@ -111,7 +114,12 @@ def parse_configs(text: str, *, prescreen: bool = True) -> list[Config]:
         out.append(Config(name, population))
     if not out:
         raise ConfigError("--configs names no configuration")
-    return out + ([Config(c.sampler, c.population, True) for c in out] if prescreen else [])
+    if failures not in ("infeasible", "fail", "both"):
+        raise ConfigError(f"--failures must be infeasible, fail or both, got {shown(failures)}")
+    out += [Config(c.sampler, c.population, True) for c in out] if prescreen else []
+    if failures == "both":
+        return out + [Config(c.sampler, c.population, c.prescreen, "fail") for c in out]
+    return [Config(c.sampler, c.population, c.prescreen, failures) for c in out]
 
 
 # ---- tables ------------------------------------------------------------------------------------------------
@@ -289,6 +297,7 @@ def replay(table: Table, config: Config, seed: int, trials: int, *, proxy: str, 
     """
     import optuna
 
+    from nas.search.constraints import Constraints
     from nas.search.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -303,6 +312,17 @@ def replay(table: Table, config: Config, seed: int, trials: int, *, proxy: str, 
     trained: list[bool] = []
     skips = asks = 0
     fail = optuna.trial.TrialState.FAIL
+    constraints = Constraints({}, None) if config.failures == "infeasible" else None
+
+    def tell(trial: Any, values: list[float] | None) -> None:
+        """A trial's outcome as `nas search` tells it (``values`` None: the trial failed)."""
+        if constraints is not None:
+            constraints.tell(study, trial, table.objectives, None, values, failed=values is None)
+        elif values is None:
+            study.tell(trial, state=fail)
+        else:
+            study.tell(trial, values)
+
     while len(found) < trials:
         trial = study.ask()
         asks += 1
@@ -322,18 +342,18 @@ def replay(table: Table, config: Config, seed: int, trials: int, *, proxy: str, 
                 study.enqueue_trial(winner.params, user_attrs={"prescreen_of": trial.number})
                 continue
         if cand.key in seen:
-            study.tell(trial, seen[cand.key])
+            tell(trial, seen[cand.key])
             found.append(cand.key)
             trained.append(False)
             continue
         outcome = table.query(cand.key, noise)
         trained.append(True)
         if outcome is None:
-            study.tell(trial, state=fail)
+            tell(trial, None)
             found.append(None)
             continue
         seen[cand.key] = list(outcome)
-        study.tell(trial, list(outcome))
+        tell(trial, list(outcome))
         found.append(cand.key)
     return Trace(found, trained, asks, len(found) < trials, time.perf_counter() - started)
 
@@ -634,6 +654,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
                         help=f"samplers, nsga2:POP for NSGA-II (default {DEFAULT_CONFIGS}); each also with +ps")
     parser.add_argument("--no-prescreen", action="store_true", help="skip the pre-screened variants")
+    parser.add_argument("--failures", default="infeasible", choices=("infeasible", "fail", "both"),
+                        help="how failed trials are told: as infeasible complete trials (what `nas search` does), "
+                             "as FAIL (runs before constraints), or both side by side (default infeasible)")
     parser.add_argument("--prescreen", default=DEFAULT_PROXY, metavar="NAME",
                         help=f"zero-cost proxy of the pre-screen (default {DEFAULT_PROXY}, what `nas search` ships), "
                              "or 'audit': the audit's choice (--audit), else naswot")
@@ -663,7 +686,7 @@ def _main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds must be at least 2 (intervals need them), got {args.seeds}")
     if args.prescreen_pool < 1:
         raise ConfigError(f"--prescreen-pool must be at least 1, got {args.prescreen_pool}")
-    configs = parse_configs(args.configs, prescreen=not args.no_prescreen)
+    configs = parse_configs(args.configs, prescreen=not args.no_prescreen, failures=args.failures)
     if args.prescreen.strip().lower() == "audit":
         proxy, why = audit_proxy(args.audit)
     elif proxy_name(args.prescreen) == DEFAULT_PROXY:

@@ -1,4 +1,4 @@
-"""Complexity of a network: parameters, MACs (fvcore), activation memory and CPU latency.
+"""Complexity of a network: parameters, MACs (fvcore), activation memory (total and peak) and CPU latency.
 
 MAC convention (documented in the README):
 
@@ -40,6 +40,7 @@ class ComplexityReport:
     input_shape: tuple[int, ...]
     per_stage: list[dict[str, Any]] = field(default_factory=list)
     elementwise_ops: list[str] = field(default_factory=list)
+    peak_activation_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +108,59 @@ def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
     return total
 
 
+def peak_activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
+    """Peak bytes of activations alive at once in one forward pass at batch 1 (the limit on microcontrollers).
+
+    Layers run one after another, each reading its input and writing its output; a block with a shortcut
+    keeps its input alive until the addition; norms and activations run in place (a deployed graph folds
+    batch norm into the conv before it and fuses the activation). So at the end of every other module (leaf
+    or not) the live set is its inputs, its output and the inputs held by the enclosing residual blocks,
+    each tensor counted once; the peak is the largest such set. Weights are not counted (they live in flash
+    on such targets).
+    """
+    from nas.models.activations import Activation
+    from nas.models.norms import ChannelLayerNorm
+
+    in_place = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, ChannelLayerNorm, Activation, nn.Identity,
+                nn.Dropout, nn.Sigmoid, nn.Hardsigmoid)
+    held: list[torch.Tensor] = []
+    peak = 0
+
+    def tensors(value: Any) -> list[torch.Tensor]:
+        if isinstance(value, torch.Tensor):
+            return [value]
+        if isinstance(value, list | tuple):
+            return [t for t in value if isinstance(t, torch.Tensor)]
+        return []
+
+    def hold(module: nn.Module, inputs: Any) -> None:
+        held.extend(tensors(inputs)[:1] if getattr(module, "shortcut", None) is not None else [])
+
+    def release(module: nn.Module, _inputs: Any, _output: Any) -> None:
+        if getattr(module, "shortcut", None) is not None and held:
+            held.pop()
+
+    def live(_module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal peak
+        alive = {t.data_ptr(): t.numel() * t.element_size() for t in [*held, *tensors(inputs), *tensors(output)]}
+        peak = max(peak, sum(alive.values()))
+
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(hold))
+        if not isinstance(module, in_place):
+            handles.append(module.register_forward_hook(live))
+        handles.append(module.register_forward_hook(release))
+    try:
+        with torch.inference_mode():
+            model.eval()
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return peak
+
+
 LATENCY_REPEATS, LATENCY_WARMUP = 50, 10  # a trained network's batch-1 latency: median of 50 timed passes
 
 
@@ -163,6 +217,7 @@ def measure(
         params=params,
         macs=macs,
         activation_bytes=activation_bytes(model, example),
+        peak_activation_bytes=peak_activation_bytes(model, example),
         latency_ms=latency_ms(model, example, repeats=repeats) if latency else None,
         input_shape=(1, in_channels, resolution, resolution),
         per_stage=per_stage,

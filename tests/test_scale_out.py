@@ -340,7 +340,7 @@ def _simulate(root: Path, seed: int, trials: int, kill_after: int | None,
         step(s, i, finish=False)  # in flight when the driver is killed
         i += 1
         study = runner.open_study(config, store, create=False)
-        runner.reconcile(study, store, config.objectives)
+        runner.reconcile(study, store, config.objectives, None)
         s = searcher(study)
     while step(s, i):
         i += 1

@@ -125,7 +125,9 @@ def test_diverging_trials_fail_and_the_search_finishes(tmp_path: Path, capsys: p
     assert all(r["status"] == "failed" and r["reason"].startswith("diverged") for r in rows), rows
     study = _study(tmp_path / "nan")
     trained = [t for t in study.trials if "arch" in t.user_attrs]  # not the proposals the pre-screen replaced
-    assert [t.state.name for t in trained] == ["FAIL", "FAIL"]
+    # told infeasible (so the sampler learns), with the worst values: accuracy 0, polysemanticity 1
+    assert [t.state.name for t in trained] == ["COMPLETE", "COMPLETE"]
+    assert all(t.constraints == {"trained": 1.0} and t.values == [0.0, 1.0] for t in trained)
     assert all(t.state.name == "FAIL" and t.user_attrs["reason"].startswith("prescreen:")
                for t in study.trials if t not in trained)
     assert "Pareto front is empty" in capsys.readouterr().out

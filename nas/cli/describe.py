@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"input {shape.in_channels}×{shape.resolution}×{shape.resolution}, {shape.num_classes} classes | "
         f"params [bold]{report.params:,}[/bold] | MACs [bold]{format_count(report.macs)}[/bold] "
-        f"({report.macs:,}) | activations {report.activation_bytes / 2**20:.2f} MiB at batch 1"
+        f"({report.macs:,}) | activations {report.activation_bytes / 2**20:.2f} MiB at batch 1 "
+        f"(peak {report.peak_activation_bytes / 2**20:.2f} MiB)"
         + ("" if report.latency_ms is None else f" | CPU latency {report.latency_ms:.2f} ms (batch 1, median)")
     )
     if target.budget is not None:

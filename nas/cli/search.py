@@ -49,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-start", nargs="+", default=None, metavar="RUN",
                    help="earlier runs of the same space, budget, fidelity and data set: their finished trials are "
                         "told to the new study (not retrained)")
+    p.add_argument("--max-macs", default=None, metavar="COUNT",
+                   help="ceiling on MACs at batch 1 (e.g. 50M): networks above it are not trained, and the sampler "
+                        "is told they are infeasible")
+    p.add_argument("--max-activation-memory", default=None, metavar="BYTES",
+                   help="ceiling on the peak activation memory at batch 1 in bytes (e.g. 512k; float32, norms and "
+                        "activations in place), enforced like --max-macs")
     p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
 
 
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
         storage=args.storage, run=args.run, resume=args.resume, seed=args.seed, scheduler=args.scheduler,
         results_dir=Path(args.results_dir), prescreen=args.prescreen, prescreen_pool=args.prescreen_pool,
-        warm_start=args.warm_start,
+        warm_start=args.warm_start, max_macs=args.max_macs, max_activation_memory=args.max_activation_memory,
     )
     check_options(opts)  # before Ray is even imported: a refused option costs no second
     from nas.search.runner import run_search

@@ -38,6 +38,8 @@ Keys (every one is written; ``null`` where it does not apply)::
     prescreen       zero-cost proxy of the search's pre-screen (naswot, synflow, snip, grad_norm, jacob_cov), or null
     prescreen_pool  candidates scored per trial by the pre-screen (1 or more), or null (no pre-screen)
     warm_start      the earlier runs whose finished trials the study was told at its start, or null
+    constraints     the study's constraints (nas.search.constraints): {trained: null, macs: <ceiling>,
+                    activation_memory: <ceiling>}, or null (a run that tells failures as FAIL)
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class RunConfig:
     prescreen: str | None = None
     prescreen_pool: int | None = None
     warm_start: list[str] | None = None
+    constraints: dict[str, int | None] | None = None
     version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +140,13 @@ class RunConfig:
         if values["kind"] not in RUN_KINDS:
             raise RunStoreError(f"{where}: kind {shown(values['kind'])} is not one of {', '.join(RUN_KINDS)}")
         _check_prescreen(values.get("prescreen"), values.get("prescreen_pool"), where)
+        if values.get("constraints") is not None:
+            from nas.search.constraints import check_ceilings
+
+            try:
+                check_ceilings(values["constraints"])
+            except NASError as exc:
+                raise RunStoreError(f"{where}: constraints: {exc}") from None
         return cls(**values)
 
 
@@ -148,7 +158,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "data_dir": (str, type(None)), "resolution": (int, type(None)), "storage": (str, type(None)),
     "versions": (dict,), "git_sha": (str, type(None)), "command": (str,), "design": (dict, type(None)),
     "version": (int,), "prescreen": (str, type(None)), "prescreen_pool": (int, type(None)),
-    "warm_start": (list, type(None)),
+    "warm_start": (list, type(None)), "constraints": (dict, type(None)),
 }
 
 

@@ -2,15 +2,15 @@
 
 For each new proposal the searcher asks the Optuna sampler as usual, budget-solves the answer, and hands it to
 :class:`Prescreen`, which draws ``N − 1`` more architectures from the space with a seeded RNG (budget-solved;
-infeasible draws, duplicates and networks already trained or in flight are skipped), scores the whole pool
-with the one zero-cost proxy (``nas.metrics.zero_cost.score_architecture``, about a second per 1.5M network
-on two CPU threads) and keeps the highest score (:func:`best_candidate`: a non-finite score ranks last; on a
-tie the sampler's own proposal wins). When the sampler's proposal wins it is trained as usual. Otherwise the
-proposal is told to the study as FAIL (user attribute ``reason``: replaced by the pre-screen; it is not a
-trial of the run and costs no training) and the winner is enqueued into the study with its parameters
-(``study.enqueue_trial``, user attribute ``prescreen_of``); the next ``ask`` returns it, so the sampler is
-told its result and learns from it like any trial. A proposal the sampler made of a network already trained
-scores last, so the pre-screen spends the trial on a new network whenever the pool has one.
+infeasible draws, duplicates and networks already trained or in flight are skipped; one above the run's ceilings
+cannot win), scores the whole pool with the one zero-cost proxy (``nas.metrics.zero_cost.score_architecture``, about
+a second per 1.5M network on two CPU threads) and keeps the highest score (:func:`best_candidate`: a non-finite
+score ranks last; on a tie the sampler's own proposal wins). When the sampler's proposal wins it is trained as
+usual. Otherwise the proposal is told to the study as FAIL (user attribute ``reason``: replaced by the pre-screen;
+it is not a trial of the run and costs no training) and the winner is enqueued into the study with its parameters
+(``study.enqueue_trial``, user attribute ``prescreen_of``); the next ``ask`` returns it, so the sampler is told its
+result and learns from it like any trial. A proposal the sampler made of a network already trained scores last, so
+the pre-screen spends the trial on a new network whenever the pool has one.
 
 Why the sampler's own proposal is in the pool, rather than a pool of random draws only: with every trial
 enqueued the sampler would never propose again, and ``--sampler`` would not matter. Why the rest of the pool
@@ -142,6 +142,7 @@ class Prescreen:
     data: Any
     threads: int | None = None
     score: Callable[[Any], float] | None = None  # architecture -> score; default: the proxy on ``data``
+    within: Callable[[Any], bool] | None = None  # architecture -> within the run's ceilings (else it cannot win)
 
     def _score(self, arch: Any) -> float:
         if self.score is not None:
@@ -169,6 +170,12 @@ class Prescreen:
 
         pool, scores, best = pool_choice((proposal, None), lambda c: c[0].arch.semantic_hash, taken, draw,
                                          lambda c: self._score(c[0].arch), self.pool)
+        # Above a ceiling a candidate cannot win; checked best first, so few networks are measured (the proposal
+        # was checked before it came here).
+        ranked = list(scores)
+        while best != 0 and self.within is not None and not self.within(pool[best][0].arch):
+            ranked[best] = -math.inf
+            best = best_candidate(ranked)
         solved, params = pool[best]
         shown_score = "n/a" if not math.isfinite(scores[best]) else f"{scores[best]:.4g}"
         note = (f"{self.proxy} {shown_score}, best of a pool of {len(pool)}" if best == 0 else
@@ -176,11 +183,15 @@ class Prescreen:
         return Choice(solved, params, scores, note)
 
 
-def make_prescreen(config: Any, *, space: Any, shape: Any, data: Any, threads: int | None) -> Prescreen | None:
-    """The run's pre-screen from its RunConfig (``prescreen``, ``prescreen_pool``), or None when it has none."""
+def make_prescreen(config: Any, *, space: Any, shape: Any, data: Any, threads: int | None,
+                   constraints: Any = None) -> Prescreen | None:
+    """The run's pre-screen from its RunConfig (``prescreen``, ``prescreen_pool``), or None when it has none;
+    with ``constraints`` (nas.search.constraints.Constraints) its draws stay within the run's ceilings."""
     if getattr(config, "prescreen", None) is None:
         return None
     proxy, pool = check_prescreen(config.prescreen, config.prescreen_pool)
     assert proxy is not None and pool is not None
+    within = None if constraints is None or not constraints.ceilings else (
+        lambda arch: constraints.broken(arch) is None)
     return Prescreen(proxy=proxy, pool=pool, seed=config.seed, space=space, budget=config.budget, shape=shape,
-                     data=data, threads=threads)
+                     data=data, threads=threads, within=within)

@@ -14,6 +14,7 @@ from nas.objectives import Objective
 from nas.ray_session import exit_code, terminate_as_interrupt
 from nas.run import RunConfig, RunStore, TrialRecord, pareto_front
 from nas.sampling import Shape
+from nas.search.constraints import Constraints
 from nas.search.prescreen import make_prescreen
 from nas.search.progress import progress_line
 from nas.search.samplers import make_sampler
@@ -48,6 +49,7 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
     space = Space(parse_space(config.space, config.space_file or "run.yaml"))
     data = load_search_data(config)
     shape = Shape(data.in_channels, data.resolution, data.num_classes)
+    constraints = Constraints.of_run(config.constraints, shape)
     created = not opts.resume
     with ExitStack() as held:
         held.enter_context(terminate_as_interrupt())
@@ -58,8 +60,9 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
 
             if not already_told(study):  # a new run, or one killed before its study was told
                 sources = open_sources(config.warm_start, config, opts.results_dir)
-                console.print(tell_earlier_trials(study, space, config, sources).line(), soft_wrap=True)
-        reran = reconcile(study, store, config.objectives) if opts.resume else 0
+                told = tell_earlier_trials(study, space, config, sources, constraints)
+                console.print(told.line(), soft_wrap=True)
+        reran = reconcile(study, store, config.objectives, constraints) if opts.resume else 0
         records = store.records()
         state = SearchState(total=config.trials)
         state.carry(records, config.objectives)
@@ -69,7 +72,7 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
                           "re-queued")
         signum = None
         if config.trials > len(records):
-            signum = _drive(config, store, study, space, shape, data, state, console)
+            signum = _drive(config, store, study, space, shape, data, state, console, constraints)
         records = store.records()
     first = config.objectives[0]
     front = sorted(pareto_front(records, config.objectives, config.fidelity.name),
@@ -146,7 +149,7 @@ def resumed_seed(seed: int, told: int) -> int:
     return (seed + told) % 2**32
 
 
-def reconcile(study: Any, store: RunStore, objectives: list[Objective]) -> int:
+def reconcile(study: Any, store: RunStore, objectives: list[Objective], constraints: Constraints | None) -> int:
     """Tell the study what the run store holds for its RUNNING trials; re-queue the others (in flight when the
     driver stopped). Called on --resume after a kill, and at once after Ctrl-C or SIGTERM."""
     import optuna
@@ -157,7 +160,7 @@ def reconcile(study: Any, store: RunStore, objectives: list[Objective]) -> int:
         trial = optuna.trial.Trial(study, frozen._trial_id)
         record = by_id.get(frozen.number)
         if record is not None:
-            tell_record(study, trial, record, objectives)
+            tell_record(study, trial, record, objectives, constraints)
             continue
         trial.set_user_attr("reason", "interrupted; re-queued")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -184,7 +187,7 @@ def _header(config: RunConfig, store: RunStore, space: Space, data: Any) -> str:
 
 
 def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: Shape, data: Any,
-           state: SearchState, console: Any) -> int | None:
+           state: SearchState, console: Any, constraints: Constraints | None) -> int | None:
     """Run the remaining trials on Ray Tune; the signal number when stopped by Ctrl-C or SIGTERM, else None.
 
     When stopped, the trials in flight are marked for re-run in the study at once (none stays RUNNING).
@@ -211,7 +214,9 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
         searcher = StudySearcher(study=study, space=space, budget=config.budget, shape=shape, store=store,
                                  objectives=config.objectives, trial_config=trial_config,
                                  fidelity_name=config.fidelity.name, state=state, on_record=on_record,
-                                 prescreen=make_prescreen(config, space=space, shape=shape, data=data, threads=per))
+                                 constraints=constraints,
+                                 prescreen=make_prescreen(config, space=space, shape=shape, data=data, threads=per,
+                                                          constraints=constraints))
         scheduler = None
         if config.scheduler == "asha":
             from ray.tune.schedulers import ASHAScheduler
@@ -234,10 +239,10 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
             tuner.fit()
         except KeyboardInterrupt as exc:
             searcher.closed = True
-            reconcile(study, store, config.objectives)
+            reconcile(study, store, config.objectives, constraints)
             return exit_code(exc) - 128
         if searcher.fatal is not None:
             with suppress(Exception):  # the storage itself may be what failed
-                reconcile(study, store, config.objectives)
+                reconcile(study, store, config.objectives, constraints)
             raise searcher.fatal
         return None

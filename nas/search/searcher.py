@@ -19,9 +19,10 @@ from nas.errors import BudgetError
 from nas.objectives import Objective
 from nas.run import RunStore, TrialRecord
 from nas.sampling import Shape, fit
+from nas.search.constraints import Constraints
 from nas.search.progress import SearchState
 from nas.search.trainable import record_from_result
-from nas.space import Budget, Space
+from nas.space import Architecture, Budget, Space
 
 MAX_INFEASIBLE_IN_A_ROW = 50
 
@@ -51,6 +52,7 @@ class StudySearcher(Searcher):
         state: SearchState,
         on_record: Callable[[dict[str, Any], SearchState], None],
         prescreen: Any = None,
+        constraints: Constraints | None = None,
     ) -> None:
         super().__init__()
         self.study = study
@@ -64,6 +66,7 @@ class StudySearcher(Searcher):
         self.state = state
         self.on_record = on_record
         self.prescreen = prescreen  # a nas.search.prescreen.Prescreen (--prescreen), or None
+        self.constraints = constraints  # the run's constraints (nas.search.constraints), or None (an older run)
         self.closed = False  # set on Ctrl-C: late callbacks must not record in-flight trials
         self.fatal: Exception | None = None  # an error inside a callback, re-raised by the runner
         self.live: dict[str, Proposal] = {}
@@ -109,6 +112,17 @@ class StudySearcher(Searcher):
                     raise BudgetError(
                         f"{infeasible} proposals in a row could not meet the budget; last: {exc}"
                     ) from None
+                continue
+            broken = self.constraints.broken(solved.arch) if self.constraints and self.constraints.ceilings else None
+            if broken is not None:  # not trained, not a trial of the run; the sampler learns the ceiling
+                assert self.constraints is not None
+                trial.set_user_attr("reason", f"above a ceiling: {broken}")
+                trial.set_user_attr("arch", solved.arch.to_string())
+                self.constraints.tell(self.study, trial, self.objectives, solved.arch, None, failed=False)
+                infeasible += 1
+                if infeasible >= MAX_INFEASIBLE_IN_A_ROW:
+                    raise BudgetError(f"{infeasible} proposals in a row could not meet the budget or the ceilings; "
+                                      f"last: {broken}")
                 continue
             if self.prescreen is not None and not _fixed(trial):
                 choice = self.prescreen.choose(trial.number, solved, self._taken())
@@ -198,7 +212,7 @@ class StudySearcher(Searcher):
             if any(record.finite(o.name) is None for o in self.objectives):
                 record = record.replace(status="failed", reason=f"non-finite objective values {values}")
         self.store.write_record(record)
-        tell_record(self.study, trial, record, self.objectives)
+        tell_record(self.study, trial, record, self.objectives, self.constraints)
         if record.complete and not record.reused:
             self.evaluated.setdefault(record.arch_hash, record)
         self.state.add(record, self.objectives)
@@ -206,8 +220,10 @@ class StudySearcher(Searcher):
         return record
 
 
-def tell_record(study: Any, trial: Any, record: TrialRecord, objectives: list[Objective]) -> None:
-    """Tell the study a record's outcome: values when complete, else FAIL/PRUNED with the reason.
+def tell_record(study: Any, trial: Any, record: TrialRecord, objectives: list[Objective],
+                constraints: Constraints | None) -> None:
+    """Tell the study a record's outcome: values when complete, PRUNED with the reason, and a failure as an
+    infeasible COMPLETE trial (``constraints``; see nas.search.constraints) or FAIL (a run without them).
 
     ``trial`` is an ``optuna.Trial`` (from ``study.ask()``, or rebuilt for a RUNNING trial on resume).
     """
@@ -216,8 +232,12 @@ def tell_record(study: Any, trial: Any, record: TrialRecord, objectives: list[Ob
     if record.reason:
         trial.set_user_attr("reason", record.reason)
     trial.set_user_attr("reused", record.reused)
-    if record.complete:
-        study.tell(trial, [float(record.value(o.name)) for o in objectives])
+    values = [float(record.value(o.name)) for o in objectives] if record.complete else None
+    if constraints is not None and record.status != "pruned":
+        arch = Architecture.parse(record.arch)
+        constraints.tell(study, trial, objectives, arch, values, failed=values is None)
+    elif values is not None:
+        study.tell(trial, values)
     elif record.status == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:

@@ -19,6 +19,7 @@ from nas.errors import ConfigError, RunStoreError, shown
 from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.run import RunConfig, RunStore
+from nas.search.constraints import TRAINED, parse_ceilings
 from nas.search.prescreen import check_prescreen
 from nas.search.run_options import EXECUTION, RunOptions
 from nas.search.samplers import check_sampler, default_population
@@ -52,6 +53,8 @@ class SearchOptions(RunOptions):
     prescreen: str | None = None  # zero-cost proxy of the pre-screen (nas.search.prescreen)
     prescreen_pool: int | None = None  # candidates per trial (default DEFAULT_POOL when prescreen is given)
     warm_start: list[str] | None = None  # earlier runs whose finished trials the new study is told
+    max_macs: str | None = None  # ceilings (nas.search.constraints): MACs at batch 1 ...
+    max_activation_memory: str | None = None  # ... and peak activation bytes at batch 1, as typed (50M, 256k)
 
 
 def check_options(opts: SearchOptions) -> None:
@@ -71,6 +74,7 @@ def check_options(opts: SearchOptions) -> None:
     if opts.sampler is not None:
         check_sampler(opts.sampler)
     check_prescreen(opts.prescreen, opts.prescreen_pool)
+    parse_ceilings(opts.max_macs, opts.max_activation_memory)
     if opts.scheduler not in (None, *SCHEDULERS):
         raise ConfigError(f"unknown scheduler {shown(opts.scheduler)}; the only one is asha")
     if opts.storage is not None:
@@ -162,7 +166,8 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     name = opts.run or _run_name(target.space.name, target.budget)
     store = RunStore(run_path(opts) if opts.run else opts.results_dir / name)
     store.check_can_start()
-    check_feasible(target.space, target.budget, dataset, opts)
+    ceilings = parse_ceilings(opts.max_macs, opts.max_activation_memory)
+    check_feasible(target.space, target.budget, dataset, opts, ceilings)
     config = RunConfig(
         kind="search", space_file=opts.space_file or default_space(), space_name=target.space.name,
         space=target.space.spec.raw, budget=target.budget, objectives=objectives,
@@ -171,6 +176,7 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
         storage=mask_url(opts.storage), **opts.config_fields(store),
     )
     config.prescreen, config.prescreen_pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
+    config.constraints = {TRAINED: None, **ceilings}
     if opts.warm_start:
         from nas.search.warm_start import open_sources
 
@@ -178,18 +184,40 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     return config, store
 
 
-def check_feasible(space: Any, budget: Budget | None, dataset: str, opts: SearchOptions) -> None:
-    """Refuse, before a folder or Ray, a space none of whose networks can be built for the data and budget.
+CEILING_DRAWS = 40  # networks drawn to find one within the ceilings before the search is refused
+
+
+def check_feasible(space: Any, budget: Budget | None, dataset: str, opts: SearchOptions,
+                   ceilings: dict[str, int] | None = None) -> None:
+    """Refuse, before a folder or Ray, a space none of whose networks can be built for the data and budget,
+    or, with ceilings, none of ``CEILING_DRAWS`` drawn networks meets them (naming the smallest value reached).
 
     The data set's shape is read without loading it; networks are drawn and fitted as the searcher does
     until one fits (a BudgetError after 20 draws in a row that cannot meet the budget, and at once for a
     budget or a network larger than this machine's memory).
     """
     from nas.data import dataset_shape
+    from nas.errors import BudgetError
     from nas.sampling import Shape, sample_solved
+    from nas.search.constraints import CEILINGS, Constraints
 
     channels, resolution, classes = dataset_shape(dataset, data_dir=opts.data_dir, resolution=opts.resolution)
-    sample_solved(space, 1, seed=opts.seed or 0, budget=budget, shape=Shape(channels, resolution, classes))
+    shape = Shape(channels, resolution, classes)
+    sample_solved(space, 1, seed=opts.seed or 0, budget=budget, shape=shape)
+    if not ceilings:
+        return
+    constraints = Constraints(ceilings, shape)
+    draws = min(CEILING_DRAWS, space.size())
+    smallest: dict[str, float] = {}
+    for solved in sample_solved(space, draws, seed=opts.seed or 0, budget=budget, shape=shape).solved:
+        if constraints.broken(solved.arch) is None:
+            return
+        for name, value in constraints.values(solved.arch).items():
+            smallest[name] = min(value, smallest.get(name, value))
+    over = [f"{CEILINGS[n][0]} {ceilings[n]:,} (the smallest reaches {smallest[n]:,.0f} {CEILINGS[n][1]}s)"
+            for n in ceilings if smallest[n] > ceilings[n]]
+    raise BudgetError(f"none of {draws} networks drawn from {shown(space.name)} at this budget meets "
+                      f"{'; '.join(over) or 'every ceiling at once'}; raise the ceiling or lower the budget")
 
 
 def resume_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
@@ -248,6 +276,10 @@ def _given(opts: SearchOptions, stored: RunConfig) -> list[tuple[str, Any, Any]]
         out.append(("--prescreen", proxy, stored.prescreen))
         if opts.prescreen_pool is not None:
             out.append(("--prescreen-pool", pool, stored.prescreen_pool))
+    if opts.max_macs is not None or opts.max_activation_memory is not None:
+        ceilings = parse_ceilings(opts.max_macs, opts.max_activation_memory)
+        had = {k: v for k, v in (stored.constraints or {}).items() if k != TRAINED}
+        out.append(("--max-macs/--max-activation-memory", ceilings, had))
     if opts.storage is not None:  # compared (and shown) with passwords masked: run.yaml keeps none
         out.append(("--storage", mask_url(opts.storage), mask_url(stored.storage)))
     return out

@@ -17,6 +17,7 @@ from typing import Any
 
 from nas.errors import ConfigError, shown
 from nas.run import RunConfig, RunStore, TrialRecord
+from nas.search.constraints import Constraints
 from nas.space import Space
 from nas.space.architecture import Architecture
 from nas.space.space import family_reads
@@ -101,8 +102,10 @@ def already_told(study: Any) -> bool:
     return any(ATTRIBUTE in t.user_attrs for t in study.get_trials(deepcopy=False))
 
 
-def tell_earlier_trials(study: Any, space: Space, config: RunConfig, sources: Sequence[RunStore]) -> WarmStart:
-    """Add the complete trials of ``sources`` to ``study`` as COMPLETE trials."""
+def tell_earlier_trials(study: Any, space: Space, config: RunConfig, sources: Sequence[RunStore],
+                        constraints: Constraints | None) -> WarmStart:
+    """Add the complete trials of ``sources`` to ``study`` as COMPLETE trials (with the run's constraint
+    values when it has constraints: every complete trial of such a study carries them)."""
     import optuna
 
     told, skipped = 0, {}
@@ -119,10 +122,16 @@ def tell_earlier_trials(study: Any, space: Space, config: RunConfig, sources: Se
             assert params is not None
             distributions = {key: optuna.distributions.CategoricalDistribution(_choices(space, key))
                              for key in params}
-            study.add_trial(optuna.trial.create_trial(
-                params=params, distributions=distributions,
-                values=[float(record.value(o.name)) for o in config.objectives],
-                user_attrs={ATTRIBUTE: f"{store.root.name}:{record.trial_id}", "arch_hash": record.arch_hash}))
+            values = [float(record.value(o.name)) for o in config.objectives]
+            attrs = {ATTRIBUTE: f"{store.root.name}:{record.trial_id}", "arch_hash": record.arch_hash}
+            if constraints is None:
+                study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, values=values,
+                                                          user_attrs=attrs))
+            else:
+                study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+                trial = study.ask(fixed_distributions=distributions)
+                constraints.tell(study, trial, config.objectives, Architecture.parse(record.arch), values,
+                                 failed=False)
             seen.add(record.arch_hash)
             told += 1
     return WarmStart(told, skipped, [s.root.name for s in sources])

@@ -31,20 +31,26 @@ class Budget:
 
 def parse_budget(text: str | int | float) -> int:
     """Read a parameter count written as 1.5M, 1500k, 1500000 or 1.5e6; anything else is an error."""
+    return parse_count(text, "budget", "parameter")
+
+
+def parse_count(text: str | int | float, what: str, unit: str) -> int:
+    """Read a positive whole count written as 1.5M, 1500k, 1500000 or 1.5e6 (``what``: the value's name in
+    errors, ``unit``: what it counts, singular); anything else is a BudgetError."""
     if isinstance(text, bool) or not isinstance(text, str | int | float):
-        raise BudgetError(f"budget {shown(text)} is not a parameter count")
+        raise BudgetError(f"{what} {shown(text)} is not a {unit} count")
     if isinstance(text, int) and text.bit_length() > 128:
-        raise BudgetError(f"budget {shown(text)} is not a usable parameter count")
+        raise BudgetError(f"{what} {shown(text)} is not a usable {unit} count")
     if isinstance(text, int | float):
         text = repr(text)
     m = _BUDGET.fullmatch(text) if len(text) <= _MAX_TEXT else None
     if not m:
         raise BudgetError(
-            f"budget {shown(text)} is not a parameter count; write it like 1.5M, 1500k, 1500000 or 1.5e6"
+            f"{what} {shown(text)} is not a {unit} count; write it like 1.5M, 1500k, 1500000 or 1.5e6"
         )
     value = float(m.group(1)) * _SUFFIX[m.group(2)]
     if not math.isfinite(value) or value < 1 or value != round(value):
-        raise BudgetError(f"budget {shown(text)} must be a positive whole number of parameters")
+        raise BudgetError(f"{what} {shown(text)} must be a positive whole number of {unit}s")
     return round(value)
 
 
