@@ -97,7 +97,12 @@ def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
         if isinstance(output, torch.Tensor):
             total += output.numel() * output.element_size()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    _run_hooked(model, example, [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())])
+    return total
+
+
+def _run_hooked(model: nn.Module, example: torch.Tensor, handles: list[Any]) -> None:
+    """One forward pass of ``example`` in eval and inference mode, then the hooks' ``handles`` removed."""
     try:
         with torch.inference_mode():
             model.eval()
@@ -105,7 +110,6 @@ def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
     finally:
         for h in handles:
             h.remove()
-    return total
 
 
 def peak_activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
@@ -151,13 +155,7 @@ def peak_activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
         if not isinstance(module, in_place):
             handles.append(module.register_forward_hook(live))
         handles.append(module.register_forward_hook(release))
-    try:
-        with torch.inference_mode():
-            model.eval()
-            model(example)
-    finally:
-        for h in handles:
-            h.remove()
+    _run_hooked(model, example, handles)
     return peak
 
 
