@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,onnx,postgres]'
+	$(BIN)/pip install -q -e '.[dev,onnx,postgres,tracking]'
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist (MIT licence).

@@ -160,12 +160,14 @@ def search(*, budget: Budget, trials: int | None = None, space: PathLike | None 
            run: str | None = None, results_dir: PathLike = "results", workers: int | None = None,
            cpus_per_trial: int | None = None, prescreen: str | None = None, prescreen_pool: int | None = None,
            storage: str | None = None, warm_start: Sequence[PathLike] = (), resume: bool = False,
-           max_macs: int | None = None, max_activation_memory: int | None = None, verbose: bool = True) -> Run:
+           max_macs: int | None = None, max_activation_memory: int | None = None, tracking: Sequence[str] = (),
+           tracking_uri: str | None = None, verbose: bool = True) -> Run:
     """Run (or, with ``resume`` and ``run``, continue) a search exactly as `nas search` does; returns its Run.
 
     ``None`` means the command line's default (20 trials, GP sampler, quick fidelity, synflow pre-screen of 8).
     ``max_macs`` and ``max_activation_memory`` (bytes) are ceilings, as ``--max-macs`` and
-    ``--max-activation-memory``.
+    ``--max-activation-memory``; ``tracking`` (``["tensorboard", "mlflow"]``) and ``tracking_uri`` as
+    ``--tracking`` and ``--tracking-uri``.
     Progress is printed with rich (which renders in a notebook) unless ``verbose`` is False.
     """
     from nas.search.runner import run_search
@@ -180,7 +182,8 @@ def search(*, budget: Budget, trials: int | None = None, space: PathLike | None 
         prescreen_pool=prescreen_pool, storage=storage, resume=resume,
         warm_start=[str(w) for w in warm_start] or None,
         max_macs=None if max_macs is None else str(max_macs),
-        max_activation_memory=None if max_activation_memory is None else str(max_activation_memory))
+        max_activation_memory=None if max_activation_memory is None else str(max_activation_memory),
+        tracking=",".join(tracking) or None, tracking_uri=tracking_uri)
     outcome = run_search(opts, _console(verbose))
     if outcome.interrupted:
         raise KeyboardInterrupt(f"search interrupted; {len(outcome.records)} trial(s) kept in {outcome.run_dir}")

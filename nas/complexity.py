@@ -65,8 +65,15 @@ def _elementwise(inputs: list[Any], outputs: list[Any]) -> int:
     return int(prod(shape)) if shape else 0
 
 
+_ELEMENTWISE: set[str] = set(_COUNTED_ANYWAY)  # ops given our handler, grown as networks bring new ones
+
+
 def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, int], list[str]]:
-    """Total MACs, MACs by module name (one level down) and the element-wise ops counted by our handler."""
+    """Total MACs, MACs by module name (one level down) and the element-wise ops our handler counted (non-zero).
+
+    One fvcore trace per call once the element-wise ops of the network's layers are known: a trace that meets
+    an op without a handler adds it to the known set and counts again.
+    """
     import logging
 
     FlopCountAnalysis = _fvcore_nn().FlopCountAnalysis
@@ -75,17 +82,21 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, dict[str, 
     was_training = model.training
     model.eval()
     try:
-        probe = FlopCountAnalysis(model, (example,)).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        probe.total()
-        extra = sorted(set(probe.unsupported_ops()) | set(_COUNTED_ANYWAY))
-        analysis = FlopCountAnalysis(model, (example,))
-        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        analysis.set_op_handle(**{op: _elementwise for op in extra})
-        total = int(analysis.total())
+        while True:
+            analysis = FlopCountAnalysis(model, (example,))
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            analysis.set_op_handle(**{op: _elementwise for op in _ELEMENTWISE})
+            total = int(analysis.total())
+            new = set(analysis.unsupported_ops()) - _ELEMENTWISE
+            if not new:
+                break
+            _ELEMENTWISE.update(new)
         by_module = {k: int(v) for k, v in analysis.by_module().items()}
+        by_operator = analysis.by_operator()
     finally:
         model.train(was_training)
-    return total, by_module, [op for op in extra if op in probe.unsupported_ops()]
+    counted = {op.split("::")[-1] for op in _ELEMENTWISE if op not in _COUNTED_ANYWAY}
+    return total, by_module, sorted(f"aten::{op}" for op in by_operator if op in counted)
 
 
 def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:

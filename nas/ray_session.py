@@ -80,10 +80,12 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def prepare_environment() -> None:
-    """Environment Ray Tune reads at import: no auth for local runs, our own Ctrl-C handling, quiet output."""
+    """Environment Ray Tune reads at import: no auth for local runs, our own Ctrl-C handling, quiet output, no
+    loggers but those a run asks for (nas.search.tracking)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C stops at once; in-flight trials re-run on resume
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # failed trials report no accuracy
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # no CSV/JSON/TensorBoard files unless --tracking asks
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 

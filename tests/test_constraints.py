@@ -96,6 +96,9 @@ def test_search_with_a_macs_ceiling_trains_nothing_above_it(tmp_path: Path, monk
     assert complete and all(set(t.constraints) == {"trained", "macs", "activation_memory"} for t in complete)
     above = [t for t in complete if t.user_attrs.get("reason", "").startswith("above a ceiling")]
     assert all(t.constraints["macs"] > 0 or t.constraints["activation_memory"] > 0 for t in above)
+    # without --tracking, Ray Tune's loggers write nothing beyond the run store
+    for pattern in ("events.out.tfevents.*", "progress.csv", "result.json", "mlflow.db", "mlruns"):
+        assert sorted(run.rglob(pattern)) == [], pattern
     # a resume may not change the ceilings
     code = main(["search", "--run", str(run), "--resume", "--max-macs", "2M"])
     assert code == 2

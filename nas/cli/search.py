@@ -55,6 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-activation-memory", default=None, metavar="BYTES",
                    help="ceiling on the peak activation memory at batch 1 in bytes (e.g. 512k; float32, norms and "
                         "activations in place), enforced like --max-macs")
+    p.add_argument("--tracking", default=None, metavar="TRACKERS",
+                   help="also log every trial's per-epoch validation accuracy, final metrics and configuration to "
+                        "tensorboard (event files under <run>/ray/) and/or mlflow (comma-separated); off by default")
+    p.add_argument("--tracking-uri", default=None, metavar="URI",
+                   help="MLflow tracking URI: http(s)://HOST:PORT or sqlite:///PATH (default: <run>/mlflow.db)")
     p.add_argument("--results-dir", default="results", help="where run folders go (default results/)")
 
 
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage, run=args.run, resume=args.resume, seed=args.seed, scheduler=args.scheduler,
         results_dir=Path(args.results_dir), prescreen=args.prescreen, prescreen_pool=args.prescreen_pool,
         warm_start=args.warm_start, max_macs=args.max_macs, max_activation_memory=args.max_activation_memory,
+        tracking=args.tracking, tracking_uri=args.tracking_uri,
     )
     check_options(opts)  # before Ray is even imported: a refused option costs no second
     from nas.search.runner import run_search

@@ -38,6 +38,8 @@ Keys (every one is written; ``null`` where it does not apply)::
     prescreen       zero-cost proxy of the search's pre-screen (naswot, synflow, snip, grad_norm, jacob_cov), or null
     prescreen_pool  candidates scored per trial by the pre-screen (1 or more), or null (no pre-screen)
     warm_start      the earlier runs whose finished trials the study was told at its start, or null
+    tracking        trackers of `nas search --tracking` (tensorboard, mlflow), or null
+    tracking_uri    MLflow tracking URI given with --tracking-uri (password masked), or null (the run's mlflow.db)
     constraints     the study's constraints (nas.search.constraints): {trained: null, macs: <ceiling>,
                     activation_memory: <ceiling>}, or null (a run that tells failures as FAIL)
 """
@@ -91,6 +93,8 @@ class RunConfig:
     prescreen_pool: int | None = None
     warm_start: list[str] | None = None
     constraints: dict[str, int | None] | None = None
+    tracking: list[str] | None = None
+    tracking_uri: str | None = None
     version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,7 +162,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "data_dir": (str, type(None)), "resolution": (int, type(None)), "storage": (str, type(None)),
     "versions": (dict,), "git_sha": (str, type(None)), "command": (str,), "design": (dict, type(None)),
     "version": (int,), "prescreen": (str, type(None)), "prescreen_pool": (int, type(None)),
-    "warm_start": (list, type(None)), "constraints": (dict, type(None)),
+    "warm_start": (list, type(None)), "constraints": (dict, type(None)), "tracking": (list, type(None)),
+    "tracking_uri": (str, type(None)),
 }
 
 

@@ -20,6 +20,7 @@ from nas.search.progress import progress_line
 from nas.search.samplers import make_sampler
 from nas.search.searcher import SearchState, StudySearcher, tell_record
 from nas.search.settings import SearchOptions, check_options, new_config, resume_config
+from nas.search.tracking import tracking_callbacks
 from nas.space import Space, parse_space
 from nas.storage import describe, open_storage, storage_errors, study_lock
 
@@ -72,7 +73,8 @@ def run_search(opts: SearchOptions, console: Any) -> SearchOutcome:
                           "re-queued")
         signum = None
         if config.trials > len(records):
-            signum = _drive(config, store, study, space, shape, data, state, console, constraints)
+            signum = _drive(config, store, study, space, shape, data, state, console, constraints,
+                            opts.tracking_uri or config.tracking_uri)
         records = store.records()
     first = config.objectives[0]
     front = sorted(pareto_front(records, config.objectives, config.fidelity.name),
@@ -187,7 +189,8 @@ def _header(config: RunConfig, store: RunStore, space: Space, data: Any) -> str:
 
 
 def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: Shape, data: Any,
-           state: SearchState, console: Any, constraints: Constraints | None) -> int | None:
+           state: SearchState, console: Any, constraints: Constraints | None,
+           tracking_uri: str | None = None) -> int | None:
     """Run the remaining trials on Ray Tune; the signal number when stopped by Ctrl-C or SIGTERM, else None.
 
     When stopped, the trials in flight are marked for re-run in the study at once (none stays RUNNING).
@@ -205,7 +208,7 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
         trial_config = {
             "run_dir": str(store.root), "fidelity": config.fidelity.to_dict(), "seed": config.seed, "threads": per,
             "device": "cuda" if gpus > 0 else "cpu", "objectives": [o.name for o in config.objectives],
-            "report_epochs": config.scheduler == "asha",
+            "report_epochs": config.scheduler == "asha" or bool(config.tracking),  # ASHA, and per-epoch curves
         }
 
         def on_record(record: TrialRecord, st: SearchState) -> None:
@@ -233,7 +236,9 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=remaining,
                                         max_concurrent_trials=workers, reuse_actors=True),
             run_config=tune.RunConfig(name=f"tune-{attempt}", storage_path=str(store.root / "ray"), verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+                                      failure_config=tune.FailureConfig(max_failures=0),
+                                      callbacks=tracking_callbacks(config.tracking or [], tracking_uri, store.root,
+                                                                   config.name)),
         )
         try:
             tuner.fit()

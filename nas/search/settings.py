@@ -23,6 +23,7 @@ from nas.search.constraints import TRAINED, parse_ceilings
 from nas.search.prescreen import check_prescreen
 from nas.search.run_options import EXECUTION, RunOptions
 from nas.search.samplers import check_sampler, default_population
+from nas.search.tracking import parse_tracking
 from nas.space import Budget, format_count, load_target
 from nas.storage import mask_url
 
@@ -55,6 +56,8 @@ class SearchOptions(RunOptions):
     warm_start: list[str] | None = None  # earlier runs whose finished trials the new study is told
     max_macs: str | None = None  # ceilings (nas.search.constraints): MACs at batch 1 ...
     max_activation_memory: str | None = None  # ... and peak activation bytes at batch 1, as typed (50M, 256k)
+    tracking: str | None = None  # trackers, comma-separated (nas.search.tracking); may change on --resume
+    tracking_uri: str | None = None  # MLflow tracking URI (default: the run's mlflow.db)
 
 
 def check_options(opts: SearchOptions) -> None:
@@ -75,6 +78,7 @@ def check_options(opts: SearchOptions) -> None:
         check_sampler(opts.sampler)
     check_prescreen(opts.prescreen, opts.prescreen_pool)
     parse_ceilings(opts.max_macs, opts.max_activation_memory)
+    parse_tracking(opts.tracking, opts.tracking_uri)
     if opts.scheduler not in (None, *SCHEDULERS):
         raise ConfigError(f"unknown scheduler {shown(opts.scheduler)}; the only one is asha")
     if opts.storage is not None:
@@ -177,6 +181,8 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     )
     config.prescreen, config.prescreen_pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
     config.constraints = {TRAINED: None, **ceilings}
+    config.tracking = parse_tracking(opts.tracking, opts.tracking_uri) or None
+    config.tracking_uri = mask_url(opts.tracking_uri)
     if opts.warm_start:
         from nas.search.warm_start import open_sources
 
@@ -237,6 +243,9 @@ def resume_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     changes: dict[str, Any] = {k: getattr(opts, k) for k in EXECUTION if getattr(opts, k) is not None}
     if opts.trials is not None:
         changes["trials"] = opts.trials
+    if opts.tracking is not None:  # tracking is how a run is watched, not what it finds: it may change
+        changes["tracking"] = parse_tracking(opts.tracking, opts.tracking_uri) or None
+        changes["tracking_uri"] = mask_url(opts.tracking_uri)
     return dataclasses.replace(stored, **changes), store
 
 
