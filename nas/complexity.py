@@ -108,11 +108,11 @@ def activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
         if isinstance(output, torch.Tensor):
             total += output.numel() * output.element_size()
 
-    _run_hooked(model, example, [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())])
+    run_hooked(model, example, [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())])
     return total
 
 
-def _run_hooked(model: nn.Module, example: torch.Tensor, handles: list[Any]) -> None:
+def run_hooked(model: nn.Module, example: torch.Tensor, handles: list[Any]) -> None:
     """One forward pass of ``example`` in eval and inference mode, then the hooks' ``handles`` removed."""
     try:
         with torch.inference_mode():
@@ -166,7 +166,7 @@ def peak_activation_bytes(model: nn.Module, example: torch.Tensor) -> int:
         if not isinstance(module, in_place):
             handles.append(module.register_forward_hook(live))
         handles.append(module.register_forward_hook(release))
-    _run_hooked(model, example, handles)
+    run_hooked(model, example, handles)
     return peak
 
 
