@@ -161,13 +161,15 @@ def search(*, budget: Budget, trials: int | None = None, space: PathLike | None 
            cpus_per_trial: int | None = None, prescreen: str | None = None, prescreen_pool: int | None = None,
            storage: str | None = None, warm_start: Sequence[PathLike] = (), resume: bool = False,
            max_macs: int | None = None, max_activation_memory: int | None = None, tracking: Sequence[str] = (),
-           tracking_uri: str | None = None, verbose: bool = True) -> Run:
+           tracking_uri: str | None = None, latency_threads: int | None = None, latency_batch: int | None = None,
+           verbose: bool = True) -> Run:
     """Run (or, with ``resume`` and ``run``, continue) a search exactly as `nas search` does; returns its Run.
 
     ``None`` means the command line's default (20 trials, GP sampler, quick fidelity, synflow pre-screen of 8).
     ``max_macs`` and ``max_activation_memory`` (bytes) are ceilings, as ``--max-macs`` and
     ``--max-activation-memory``; ``tracking`` (``["tensorboard", "mlflow"]``) and ``tracking_uri`` as
-    ``--tracking`` and ``--tracking-uri``.
+    ``--tracking`` and ``--tracking-uri``; with ``"latency"`` among the objectives, ``latency_threads`` and
+    ``latency_batch`` as ``--latency-threads`` and ``--latency-batch``.
     Progress is printed with rich (which renders in a notebook) unless ``verbose`` is False.
     """
     from nas.search.runner import run_search
@@ -183,7 +185,8 @@ def search(*, budget: Budget, trials: int | None = None, space: PathLike | None 
         warm_start=[str(w) for w in warm_start] or None,
         max_macs=None if max_macs is None else str(max_macs),
         max_activation_memory=None if max_activation_memory is None else str(max_activation_memory),
-        tracking=",".join(tracking) or None, tracking_uri=tracking_uri)
+        tracking=",".join(tracking) or None, tracking_uri=tracking_uri, latency_threads=latency_threads,
+        latency_batch=latency_batch)
     outcome = run_search(opts, _console(verbose))
     if outcome.interrupted:
         raise KeyboardInterrupt(f"search interrupted; {len(outcome.records)} trial(s) kept in {outcome.run_dir}")

@@ -48,6 +48,7 @@ METRICS: dict[str, Metric] = {
         Metric("dead_fraction", MINIMIZE, "interference", "dead fraction", unit=True),
         Metric("params", MINIMIZE, "cost", "parameters"),
         Metric("macs", MINIMIZE, "cost", "MACs"),
+        Metric("latency_ms", MINIMIZE, "cost", "latency (ms)"),
         Metric("train_images_per_s", MAXIMIZE, "cost", "training images/s"),
         Metric("wall_s", MINIMIZE, "cost", "wall seconds"),
         *(Metric(f"zc_{n}", MAXIMIZE, "proxy", f"zero-cost {n}") for n in ZERO_COST_NAMES),
@@ -56,7 +57,8 @@ METRICS: dict[str, Metric] = {
 INTERFERENCE_METRICS: tuple[str, ...] = tuple(n for n, m in METRICS.items() if m.kind == "interference")
 assert INTERFERENCE_METRICS == METRIC_NAMES, "the metric table and nas.metrics.names disagree"
 DEFAULT_INTERFERENCE = "polysemanticity"
-SEARCH_OBJECTIVES: tuple[str, ...] = ("accuracy", *INTERFERENCE_METRICS, "params", "macs")
+SEARCH_OBJECTIVES: tuple[str, ...] = ("accuracy", *INTERFERENCE_METRICS, "params", "macs", "latency_ms")
+OBJECTIVE_ALIASES = {"latency": "latency_ms"}  # what users type -> the recorded column
 _DIRECTION_WORDS = {"max": MAXIMIZE, "maximize": MAXIMIZE, "min": MINIMIZE, "minimize": MINIMIZE}
 
 
@@ -134,9 +136,9 @@ def parse_objectives(text: str, interference: str) -> list[Objective]:
         raise ConfigError("--objectives needs at least one name, e.g. accuracy,interference")
     out = []
     for name in names:
-        metric = interference if name == "interference" else name
+        metric = interference if name == "interference" else OBJECTIVE_ALIASES.get(name, name)
         if metric not in SEARCH_OBJECTIVES:
-            raise ConfigError(f"unknown objective {shown(name)}; choose from interference, "
+            raise ConfigError(f"unknown objective {shown(name)}; choose from interference, latency, "
                               f"{', '.join(SEARCH_OBJECTIVES)}")
         out.append(Objective(metric, default_direction(metric)))
     _refuse_repeats(out, text)

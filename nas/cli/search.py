@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=int,
                    help=f"number of trials (default {DEFAULT_TRIALS}; on --resume: the run's own)")
     p.add_argument("--objectives", default=None,
-                   help="comma-separated: accuracy, interference (= --interference), params, macs, or a metric name "
+                   help="comma-separated: accuracy, interference (= --interference), params, macs, latency (batch-1 "
+                        "CPU latency of the trained network, measured), or a metric name "
                         "(default accuracy,interference)")
     p.add_argument("--interference", default=None, choices=INTERFERENCE_METRICS,
                    help="which interference metric is the objective (default polysemanticity)")
@@ -55,6 +56,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-activation-memory", default=None, metavar="BYTES",
                    help="ceiling on the peak activation memory at batch 1 in bytes (e.g. 512k; float32, norms and "
                         "activations in place), enforced like --max-macs")
+    p.add_argument("--latency-threads", type=int, default=None, metavar="N",
+                   help="the latency objective: torch threads of the timed passes (default: the trial's)")
+    p.add_argument("--latency-batch", type=int, default=None, metavar="B",
+                   help="the latency objective: images per timed pass (default 1)")
     p.add_argument("--tracking", default=None, metavar="TRACKERS",
                    help="also log every trial's per-epoch validation accuracy, final metrics and configuration to "
                         "tensorboard (event files under <run>/ray/) and/or mlflow (comma-separated); off by default")
@@ -78,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         storage=args.storage, run=args.run, resume=args.resume, seed=args.seed, scheduler=args.scheduler,
         results_dir=Path(args.results_dir), prescreen=args.prescreen, prescreen_pool=args.prescreen_pool,
         warm_start=args.warm_start, max_macs=args.max_macs, max_activation_memory=args.max_activation_memory,
-        tracking=args.tracking, tracking_uri=args.tracking_uri,
+        tracking=args.tracking, tracking_uri=args.tracking_uri, latency_threads=args.latency_threads,
+        latency_batch=args.latency_batch,
     )
     check_options(opts)  # before Ray is even imported: a refused option costs no second
     from nas.search.runner import run_search

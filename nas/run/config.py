@@ -38,6 +38,8 @@ Keys (every one is written; ``null`` where it does not apply)::
     prescreen       zero-cost proxy of the search's pre-screen (naswot, synflow, snip, grad_norm, jacob_cov), or null
     prescreen_pool  candidates scored per trial by the pre-screen (1 or more), or null (no pre-screen)
     warm_start      the earlier runs whose finished trials the study was told at its start, or null
+    latency         how the latency objective is measured: {threads: <n or null: the trial's>, batch: <n>}, or
+                    null (no latency objective)
     tracking        trackers of `nas search --tracking` (tensorboard, mlflow), or null
     tracking_uri    MLflow tracking URI given with --tracking-uri (password masked), or null (the run's mlflow.db)
     constraints     the study's constraints (nas.search.constraints): {trained: null, macs: <ceiling>,
@@ -95,6 +97,7 @@ class RunConfig:
     constraints: dict[str, int | None] | None = None
     tracking: list[str] | None = None
     tracking_uri: str | None = None
+    latency: dict[str, int | None] | None = None
     version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,7 +166,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "versions": (dict,), "git_sha": (str, type(None)), "command": (str,), "design": (dict, type(None)),
     "version": (int,), "prescreen": (str, type(None)), "prescreen_pool": (int, type(None)),
     "warm_start": (list, type(None)), "constraints": (dict, type(None)), "tracking": (list, type(None)),
-    "tracking_uri": (str, type(None)),
+    "tracking_uri": (str, type(None)), "latency": (dict, type(None)),
 }
 
 

@@ -209,6 +209,7 @@ def _drive(config: RunConfig, store: RunStore, study: Any, space: Space, shape: 
             "run_dir": str(store.root), "fidelity": config.fidelity.to_dict(), "seed": config.seed, "threads": per,
             "device": "cuda" if gpus > 0 else "cpu", "objectives": [o.name for o in config.objectives],
             "report_epochs": config.scheduler == "asha" or bool(config.tracking),  # ASHA, and per-epoch curves
+            "latency": config.latency,
         }
 
         def on_record(record: TrialRecord, st: SearchState) -> None:

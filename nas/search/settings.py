@@ -58,6 +58,8 @@ class SearchOptions(RunOptions):
     max_activation_memory: str | None = None  # ... and peak activation bytes at batch 1, as typed (50M, 256k)
     tracking: str | None = None  # trackers, comma-separated (nas.search.tracking); may change on --resume
     tracking_uri: str | None = None  # MLflow tracking URI (default: the run's mlflow.db)
+    latency_threads: int | None = None  # the latency objective: torch threads (default: the trial's) ...
+    latency_batch: int | None = None  # ... and images per timed pass (default 1)
 
 
 def check_options(opts: SearchOptions) -> None:
@@ -79,6 +81,8 @@ def check_options(opts: SearchOptions) -> None:
     check_prescreen(opts.prescreen, opts.prescreen_pool)
     parse_ceilings(opts.max_macs, opts.max_activation_memory)
     parse_tracking(opts.tracking, opts.tracking_uri)
+    positive("--latency-threads", opts.latency_threads, maximum=1024)
+    positive("--latency-batch", opts.latency_batch, maximum=4096)
     if opts.scheduler not in (None, *SCHEDULERS):
         raise ConfigError(f"unknown scheduler {shown(opts.scheduler)}; the only one is asha")
     if opts.storage is not None:
@@ -181,6 +185,7 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
     )
     config.prescreen, config.prescreen_pool = check_prescreen(opts.prescreen, opts.prescreen_pool)
     config.constraints = {TRAINED: None, **ceilings}
+    config.latency = latency_setting(opts, objectives)
     config.tracking = parse_tracking(opts.tracking, opts.tracking_uri) or None
     config.tracking_uri = mask_url(opts.tracking_uri)
     if opts.warm_start:
@@ -188,6 +193,16 @@ def new_config(opts: SearchOptions) -> tuple[RunConfig, RunStore]:
 
         config.warm_start = [str(s.root) for s in open_sources(opts.warm_start, config, opts.results_dir)]
     return config, store
+
+
+def latency_setting(opts: SearchOptions, objectives: list[Any]) -> dict[str, int | None] | None:
+    """How the latency objective is measured ({threads, batch}); None without it (its options are then refused)."""
+    if not any(o.name == "latency_ms" for o in objectives):
+        if opts.latency_threads is not None or opts.latency_batch is not None:
+            raise ConfigError("--latency-threads and --latency-batch set how the latency objective is measured; "
+                              "add latency to --objectives (e.g. accuracy,latency)")
+        return None
+    return {"threads": opts.latency_threads, "batch": opts.latency_batch or 1}
 
 
 CEILING_DRAWS = 40  # networks drawn to find one within the ceilings before the search is refused
@@ -285,6 +300,9 @@ def _given(opts: SearchOptions, stored: RunConfig) -> list[tuple[str, Any, Any]]
         out.append(("--prescreen", proxy, stored.prescreen))
         if opts.prescreen_pool is not None:
             out.append(("--prescreen-pool", pool, stored.prescreen_pool))
+    if opts.latency_threads is not None or opts.latency_batch is not None:
+        given = {"threads": opts.latency_threads, "batch": opts.latency_batch or 1}
+        out.append(("--latency-threads/--latency-batch", given, stored.latency))
     if opts.max_macs is not None or opts.max_activation_memory is not None:
         ceilings = parse_ceilings(opts.max_macs, opts.max_activation_memory)
         had = {k: v for k, v in (stored.constraints or {}).items() if k != TRAINED}

@@ -118,6 +118,9 @@ def run_trial(config: dict[str, Any], data: Any = None) -> None:
             shutil.rmtree(resume_dir, ignore_errors=True)
             result = train()
         metrics = {k: v for k, v in result.metrics.items() if k != "layers"}
+        if config.get("latency"):  # the latency objective: measured on the CPU after training
+            metrics["latency_ms"] = trained_latency(result.model, data, batch=int(config["latency"]["batch"]),
+                                                    threads=config["latency"].get("threads") or threads)
         if config.get("final"):
             metrics.update(final_measurements(result.model, arch, data, fidelity, config, trial_id))
         if not metrics["activations_finite"]:
@@ -145,15 +148,13 @@ def final_measurements(model: Any, arch: Any, data: Any, fidelity: Any, config: 
     the trial's threads, and its export (safetensors + arch.json) under ``trials/<id>/export/``."""
     import torch
 
-    from nas.complexity import LATENCY_REPEATS, LATENCY_WARMUP, latency_ms
     from nas.evaluate import measure_trained
     from nas.retrain.export import save_export
 
     device = torch.device(config["device"])
     test = measure_trained(model, data, fidelity, device=device, split="test")
+    latency = trained_latency(model, data)
     cpu_model = model.to("cpu").float().eval()
-    example = torch.randn(1, data.in_channels, data.resolution, data.resolution)
-    latency = latency_ms(cpu_model, example, repeats=LATENCY_REPEATS, warmup=LATENCY_WARMUP)
     folder = RunStore(config["run_dir"]).trial_dir(trial_id) / "export"
     save_export(cpu_model, arch, folder, in_channels=data.in_channels, num_classes=data.num_classes,
                 resolution=data.resolution,
@@ -161,6 +162,24 @@ def final_measurements(model: Any, arch: Any, data: Any, fidelity: Any, config: 
                        "std": list(data.std), "fidelity": fidelity.name, "seed": int(config["seed"])})
     return {"test_accuracy": test["accuracy"], "test_images": len(data.test_y), "latency_ms": latency,
             "latency_threads": torch.get_num_threads()}
+
+
+def trained_latency(model: Any, data: Any, *, batch: int = 1, threads: int | None = None) -> float:
+    """Median CPU latency (ms) of a trained network on ``batch`` images of the data's shape, at ``threads``
+    torch threads (default: the trial's), float32, channels_last (``nas.complexity.latency_ms``)."""
+    import torch
+
+    from nas.complexity import LATENCY_REPEATS, LATENCY_WARMUP, latency_ms
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        cpu_model = model.to("cpu").float().eval()
+        example = torch.randn(batch, data.in_channels, data.resolution, data.resolution)
+        return latency_ms(cpu_model, example, repeats=LATENCY_REPEATS, warmup=LATENCY_WARMUP)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def require_finite_objectives(metrics: dict[str, Any], objectives: list[str]) -> None:
