@@ -102,9 +102,13 @@ class Constraints:
              *, failed: bool) -> None:
         """Tell ``trial`` COMPLETE with ``values``, or pessimistic values when there are none (a trial that
         ``failed``, trained = 1, or a proposal above a ceiling, not trained)."""
-        trial.set_constraint(TRAINED, 1.0 if failed else 0.0)
-        for name, excess in self.excess(arch).items():
-            trial.set_constraint(name, excess)
+        import warnings
+
+        with warnings.catch_warnings():  # a trial cut by a kill after its constraints is told them again on
+            warnings.filterwarnings("ignore", message="The constraint value is ignored")  # resume: same values
+            trial.set_constraint(TRAINED, 1.0 if failed else 0.0)
+            for name, excess in self.excess(arch).items():
+                trial.set_constraint(name, excess)
         study.tell(trial, values if values is not None else pessimistic_values(study, objectives))
 
 
