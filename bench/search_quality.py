@@ -11,7 +11,7 @@ driven exactly as `nas search` drives its study (ask/tell, nas.search.samplers.m
   (told its first result, no training) and counts as a trial, as in `nas search`;
 - otherwise the query returns ONE recorded result of the network, drawn at random per query (so seed noise is
   real); a failed record counts as a trial and is told as `nas search` tells it: an infeasible COMPLETE trial
-  with pessimistic values (nas.search.constraints; ``--failures fail``: FAIL, as runs before constraints);
+  with pessimistic values (nas.constraints; ``--failures fail``: FAIL, as runs before constraints);
 - with a pre-screen (``+ps``) each proposal goes through the rule of nas/search/prescreen.py: a pool of the
   sampler's proposal and N − 1 cells drawn uniformly (skipping infeasible, unrecorded and evaluated
   networks), each scored by one recorded zero-cost score of the network drawn at random; the best is
@@ -85,7 +85,7 @@ class Config:
     sampler: str
     population: int | None = None
     prescreen: bool = False
-    failures: str = "infeasible"  # how a failed trial is told: infeasible (nas.search.constraints) or fail
+    failures: str = "infeasible"  # how a failed trial is told: infeasible (nas.constraints) or fail
 
     @property
     def label(self) -> str:
@@ -297,7 +297,7 @@ def replay(table: Table, config: Config, seed: int, trials: int, *, proxy: str, 
     """
     import optuna
 
-    from nas.search.constraints import Constraints
+    from nas.constraints import Constraints
     from nas.search.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -11,11 +11,11 @@ import yaml
 
 from nas.cli import main
 from nas.complexity import peak_activation_bytes
+from nas.constraints import Constraints, parse_ceilings, pessimistic_values
 from nas.models import build_model
 from nas.objectives import Objective
 from nas.run import TrialRecord
 from nas.sampling import Shape
-from nas.search.constraints import Constraints, parse_ceilings, pessimistic_values
 from nas.search.searcher import tell_record
 from nas.space import Architecture, load_target
 

@@ -71,6 +71,11 @@ def _space(tmp: Path, old: str, new: str, source: Path = BOTTLENECK) -> str:
     return _file(tmp, "variant.yaml", text.replace(old, new, 1))
 
 
+def _mobile(tmp: Path, old: str, new: str) -> Argv:
+    """`nas space validate` of search_spaces/mobile.yaml with ``old`` replaced by ``new``."""
+    return ["space", "validate", _space(tmp, old, new, MOBILE)]
+
+
 def _images(tmp: Path, classes: list[str], per_class: int = 2) -> str:
     from PIL import Image
 
@@ -361,24 +366,17 @@ CASES: dict[str, Case] = {
     "describe-expansion-long-decimal": lambda tmp: ["describe", "stem_c8/inverted_d1_s1_c16_e3." + "6" * 5000],
     "describe-head-hidden-0": lambda tmp: ["describe", TINY + "/head_h0"],
     "describe-stem-two-activations": lambda tmp: ["describe", "stem_c8_relu_silu/basic_d1_s1_c16_k3_relu_bn"],
-    "mobile-se-ratio-big": lambda tmp: ["space", "validate", _space(tmp, "values: [0, 0.25]", "values: [0, 1.25]",
-                                                                     MOBILE)],
-    "mobile-se-ratio-zero-only-negative": lambda tmp: ["space", "validate", _space(
-        tmp, "values: [0, 0.25]", "values: [-0.25]", MOBILE)],
-    "mobile-se-form-searched": lambda tmp: ["space", "validate", _space(
-        tmp, "se_gate: hardsigmoid", "se_gate: [hardsigmoid, sigmoid]", MOBILE)],
-    "mobile-se-gate-unknown": lambda tmp: ["space", "validate", _space(
-        tmp, "se_gate: hardsigmoid", "se_gate: softmax", MOBILE)],
-    "mobile-se-unknown-key": lambda tmp: ["space", "validate", _space(
-        tmp, "se_gate: hardsigmoid", "se_gate: hardsigmoid\n  se_ratio: 0.25", MOBILE)],
-    "mobile-expansion-fraction-below-1": lambda tmp: ["space", "validate", _space(
-        tmp, "values: [2.5, 3.67, 4.5, 6]", "values: [0.5, 3.67]", MOBILE)],
-    "mobile-expansion-string": lambda tmp: ["space", "validate", _space(
-        tmp, "values: [2.5, 3.67, 4.5, 6]", "values: ['3.67']", MOBILE)],
-    "mobile-head-hidden-negative": lambda tmp: ["space", "validate", _space(tmp, "hidden: 1024", "hidden: -1",
-                                                                             MOBILE)],
-    "mobile-stem-activation-unknown": lambda tmp: ["space", "validate", _space(
-        tmp, "activation: hardswish}", "activation: mish}", MOBILE)],
+    "mobile-se-ratio-big": lambda tmp: _mobile(tmp, "values: [0, 0.25]", "values: [0, 1.25]"),
+    "mobile-se-ratio-zero-only-negative": lambda tmp: _mobile(tmp, "values: [0, 0.25]", "values: [-0.25]"),
+    "mobile-se-form-searched": lambda tmp: _mobile(tmp, "se_gate: hardsigmoid", "se_gate: [hardsigmoid, sigmoid]"),
+    "mobile-se-gate-unknown": lambda tmp: _mobile(tmp, "se_gate: hardsigmoid", "se_gate: softmax"),
+    "mobile-se-unknown-key": lambda tmp: _mobile(tmp, "se_gate: hardsigmoid",
+                                                 "se_gate: hardsigmoid\n  se_ratio: 0.25"),
+    "mobile-expansion-fraction-below-1": lambda tmp: _mobile(tmp, "values: [2.5, 3.67, 4.5, 6]",
+                                                             "values: [0.5, 3.67]"),
+    "mobile-expansion-string": lambda tmp: _mobile(tmp, "values: [2.5, 3.67, 4.5, 6]", "values: ['3.67']"),
+    "mobile-head-hidden-negative": lambda tmp: _mobile(tmp, "hidden: 1024", "hidden: -1"),
+    "mobile-stem-activation-unknown": lambda tmp: _mobile(tmp, "activation: hardswish}", "activation: mish}"),
     "v3-expanded-below-input": lambda tmp: ["describe", _space(tmp, "{expanded: 72}", "{expanded: 8}", V3_SMALL)],
     "v3-expanded-and-expansion": lambda tmp: ["describe", _space(tmp, "{expanded: 72}", "{expanded: 72, expansion: 3}",
                                                                  V3_SMALL)],

@@ -42,7 +42,7 @@ Keys (every one is written; ``null`` where it does not apply)::
                     null (no latency objective)
     tracking        trackers of `nas search --tracking` (tensorboard, mlflow), or null
     tracking_uri    MLflow tracking URI given with --tracking-uri (password masked), or null (the run's mlflow.db)
-    constraints     the study's constraints (nas.search.constraints): {trained: null, macs: <ceiling>,
+    constraints     the study's constraints (nas.constraints): {trained: null, macs: <ceiling>,
                     activation_memory: <ceiling>}, or null (a run that tells failures as FAIL)
 """
 
@@ -148,7 +148,7 @@ class RunConfig:
             raise RunStoreError(f"{where}: kind {shown(values['kind'])} is not one of {', '.join(RUN_KINDS)}")
         _check_prescreen(values.get("prescreen"), values.get("prescreen_pool"), where)
         if values.get("constraints") is not None:
-            from nas.search.constraints import check_ceilings
+            from nas.constraints import check_ceilings
 
             try:
                 check_ceilings(values["constraints"])

@@ -186,7 +186,7 @@ class Prescreen:
 def make_prescreen(config: Any, *, space: Any, shape: Any, data: Any, threads: int | None,
                    constraints: Any = None) -> Prescreen | None:
     """The run's pre-screen from its RunConfig (``prescreen``, ``prescreen_pool``), or None when it has none;
-    with ``constraints`` (nas.search.constraints.Constraints) its draws stay within the run's ceilings."""
+    with ``constraints`` (nas.constraints.Constraints) no candidate above the run's ceilings can win."""
     if getattr(config, "prescreen", None) is None:
         return None
     proxy, pool = check_prescreen(config.prescreen, config.prescreen_pool)

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.constraints import Constraints
 from nas.errors import ConfigError
 from nas.objectives import Objective
 from nas.ray_session import exit_code, terminate_as_interrupt
 from nas.run import RunConfig, RunStore, TrialRecord, pareto_front
 from nas.sampling import Shape
-from nas.search.constraints import Constraints
 from nas.search.prescreen import make_prescreen
 from nas.search.progress import progress_line
 from nas.search.samplers import make_sampler

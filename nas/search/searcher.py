@@ -15,11 +15,11 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from nas.constraints import Constraints
 from nas.errors import BudgetError
 from nas.objectives import Objective
 from nas.run import RunStore, TrialRecord
 from nas.sampling import Shape, fit
-from nas.search.constraints import Constraints
 from nas.search.progress import SearchState
 from nas.search.trainable import record_from_result
 from nas.space import Architecture, Budget, Space
@@ -66,7 +66,7 @@ class StudySearcher(Searcher):
         self.state = state
         self.on_record = on_record
         self.prescreen = prescreen  # a nas.search.prescreen.Prescreen (--prescreen), or None
-        self.constraints = constraints  # the run's constraints (nas.search.constraints), or None (an older run)
+        self.constraints = constraints  # the run's constraints (nas.constraints), or None (an older run)
         self.closed = False  # set on Ctrl-C: late callbacks must not record in-flight trials
         self.fatal: Exception | None = None  # an error inside a callback, re-raised by the runner
         self.live: dict[str, Proposal] = {}
@@ -223,7 +223,7 @@ class StudySearcher(Searcher):
 def tell_record(study: Any, trial: Any, record: TrialRecord, objectives: list[Objective],
                 constraints: Constraints | None) -> None:
     """Tell the study a record's outcome: values when complete, PRUNED with the reason, and a failure as an
-    infeasible COMPLETE trial (``constraints``; see nas.search.constraints) or FAIL (a run without them).
+    infeasible COMPLETE trial (``constraints``; see nas.constraints) or FAIL (a run without them).
 
     ``trial`` is an ``optuna.Trial`` (from ``study.ask()``, or rebuilt for a RUNNING trial on resume).
     """

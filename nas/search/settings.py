@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.constraints import TRAINED, parse_ceilings
 from nas.errors import ConfigError, RunStoreError, shown
 from nas.fidelity import Fidelity
 from nas.objectives import DEFAULT_INTERFERENCE, parse_objectives
 from nas.run import RunConfig, RunStore
-from nas.search.constraints import TRAINED, parse_ceilings
 from nas.search.prescreen import check_prescreen
 from nas.search.run_options import EXECUTION, RunOptions
 from nas.search.samplers import check_sampler, default_population
@@ -54,7 +54,7 @@ class SearchOptions(RunOptions):
     prescreen: str | None = None  # zero-cost proxy of the pre-screen (nas.search.prescreen)
     prescreen_pool: int | None = None  # candidates per trial (default DEFAULT_POOL when prescreen is given)
     warm_start: list[str] | None = None  # earlier runs whose finished trials the new study is told
-    max_macs: str | None = None  # ceilings (nas.search.constraints): MACs at batch 1 ...
+    max_macs: str | None = None  # ceilings (nas.constraints): MACs at batch 1 ...
     max_activation_memory: str | None = None  # ... and peak activation bytes at batch 1, as typed (50M, 256k)
     tracking: str | None = None  # trackers, comma-separated (nas.search.tracking); may change on --resume
     tracking_uri: str | None = None  # MLflow tracking URI (default: the run's mlflow.db)
@@ -217,10 +217,10 @@ def check_feasible(space: Any, budget: Budget | None, dataset: str, opts: Search
     until one fits (a BudgetError after 20 draws in a row that cannot meet the budget, and at once for a
     budget or a network larger than this machine's memory).
     """
+    from nas.constraints import CEILINGS, Constraints
     from nas.data import dataset_shape
     from nas.errors import BudgetError
     from nas.sampling import Shape, sample_solved
-    from nas.search.constraints import CEILINGS, Constraints
 
     channels, resolution, classes = dataset_shape(dataset, data_dir=opts.data_dir, resolution=opts.resolution)
     shape = Shape(channels, resolution, classes)

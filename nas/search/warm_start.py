@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nas.constraints import Constraints
 from nas.errors import ConfigError, shown
 from nas.run import RunConfig, RunStore, TrialRecord
-from nas.search.constraints import Constraints
 from nas.space import Space
 from nas.space.architecture import Architecture
 from nas.space.space import family_reads
